@@ -1,0 +1,225 @@
+"""Sensor trunks: InceptionTime, and per-channel normalisation statistics for it.
+
+InceptionTime is the network of Ismail Fawaz et al., "InceptionTime: Finding AlexNet for Time
+Series Classification" (Data Mining and Knowledge Discovery, 2020): a stack of inception modules
+(a 1x1 bottleneck, parallel wide 1D convolutions, and a max-pool + 1x1 branch, concatenated, then
+BatchNorm and ReLU) with a residual shortcut every three modules, then global average pooling.
+
+Raw sensor windows are fed to the model; normalisation lives in the model as a
+``keras.layers.Normalization`` layer (``"sensor_norm"``) whose statistics come from the training
+split (:func:`fit_normalization`), so a saved model carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+from vsfusion.models.heads import build_classifier, build_classifier_head
+
+__all__ = ["build_inception_time", "fit_normalization"]
+
+logger = logging.getLogger(__name__)
+
+
+def _inception_module(
+    x: keras.KerasTensor,
+    *,
+    filters: int,
+    kernel_sizes: Sequence[int],
+    bottleneck: int,
+    name: str,
+) -> keras.KerasTensor:
+    """One inception module: bottleneck, parallel convolutions, pool branch, concat, BN, ReLU."""
+    if bottleneck and x.shape[-1] > 1:
+        z = layers.Conv1D(bottleneck, 1, padding="same", use_bias=False, name=f"{name}_bottleneck")(
+            x
+        )
+    else:
+        z = x
+    branches = [
+        layers.Conv1D(filters, int(k), padding="same", use_bias=False, name=f"{name}_conv{k}")(z)
+        for k in kernel_sizes
+    ]
+    pool = layers.MaxPooling1D(3, strides=1, padding="same", name=f"{name}_pool")(x)
+    branches.append(
+        layers.Conv1D(filters, 1, padding="same", use_bias=False, name=f"{name}_pool_conv")(pool)
+    )
+    x = layers.Concatenate(axis=-1, name=f"{name}_concat")(branches)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _shortcut(residual: keras.KerasTensor, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """Residual connection: 1x1 conv + BN projection of ``residual``, added to ``x``, ReLU."""
+    s = layers.Conv1D(x.shape[-1], 1, padding="same", use_bias=False, name=f"{name}_conv")(residual)
+    s = layers.BatchNormalization(name=f"{name}_bn")(s)
+    x = layers.Add(name=f"{name}_add")([s, x])
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def build_inception_time(
+    input_shape: Sequence[int | None] = (None, 6),
+    num_classes: int | None = None,
+    dropout: float = 0.0,
+    depth: int = 6,
+    filters: int = 32,
+    kernel_sizes: Sequence[int] = (10, 20, 40),
+    bottleneck: int = 32,
+    use_residual: bool = True,
+    normalization: tuple[Any, Any] | None = None,
+    name: str = "inception_time",
+) -> keras.Model:
+    """Builds the InceptionTime trunk, or the trunk plus a softmax classifier head.
+
+    Args:
+        input_shape: ``(steps, channels)``, channels last; ``steps`` may be ``None``.
+        num_classes: Without it the trunk is returned: a model named ``name`` with input
+            ``"sensor"`` and output layer ``"embedding"`` of width ``(len(kernel_sizes) + 1) *
+            filters`` (128 by default). With it, the trunk (renamed ``f"{name}_trunk"``) and a
+            classifier head (``f"{name}_head"``) are composed into one model named ``name``.
+        dropout: Dropout rate of the classifier head (unused without ``num_classes``).
+        depth: Number of inception modules.
+        filters: Filters of each branch.
+        kernel_sizes: Kernel sizes of the parallel convolutions.
+        bottleneck: Filters of the 1x1 bottleneck (0 disables it; it is also skipped when the
+            module input has a single channel, as in the reference implementation).
+        use_residual: Add a residual shortcut every three modules.
+        normalization: Optional ``(mean, variance)`` per-channel arrays, e.g. from
+            :func:`fit_normalization`; adds a ``keras.layers.Normalization`` named
+            ``"sensor_norm"`` right after the input.
+        name: Name of the returned model.
+
+    Returns:
+        A functional ``keras.Model``.
+
+    Raises:
+        ValueError: If an argument is malformed.
+
+    Example:
+        >>> stats = fit_normalization(train_windows)  # (N, 128, 6) float32
+        >>> trunk = build_inception_time(input_shape=(128, 6), normalization=stats)
+        >>> trunk.output_shape
+        (None, 128)
+    """
+    shape = tuple(input_shape)
+    if len(shape) != 2 or not isinstance(shape[1], (int, np.integer)) or shape[1] < 1:
+        raise ValueError(
+            f"InceptionTime input_shape must be (steps, channels) with integer channels, "
+            f"got {shape!r}"
+        )
+    if shape[0] is not None and int(shape[0]) < 1:
+        raise ValueError(f"InceptionTime input_shape needs at least 1 step, got {shape!r}")
+    if depth < 1 or filters < 1 or not kernel_sizes:
+        raise ValueError("depth, filters and kernel_sizes must be positive / non-empty")
+    channels = int(shape[1])
+    trunk_name = name if num_classes is None else f"{name}_trunk"
+
+    inputs = keras.Input(shape=(shape[0], channels), name="sensor")
+    x = inputs
+    if normalization is not None:
+        mean, variance = (np.asarray(a, dtype="float64").reshape(-1) for a in normalization)
+        if mean.shape != (channels,) or variance.shape != (channels,):
+            raise ValueError(
+                f"normalization mean/variance must have {channels} values, "
+                f"got {mean.shape} and {variance.shape}"
+            )
+        x = layers.Normalization(
+            axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="sensor_norm"
+        )(x)
+
+    residual = x
+    for d in range(depth):
+        x = _inception_module(
+            x,
+            filters=filters,
+            kernel_sizes=kernel_sizes,
+            bottleneck=bottleneck,
+            name=f"inception_{d}",
+        )
+        if use_residual and d % 3 == 2:
+            x = _shortcut(residual, x, name=f"shortcut_{d}")
+            residual = x
+    x = layers.GlobalAveragePooling1D(name="embedding")(x)
+    trunk = keras.Model({"sensor": inputs}, x, name=trunk_name)
+    logger.debug(
+        "built InceptionTime %s for %s: %d params", trunk_name, shape, trunk.count_params()
+    )
+
+    if num_classes is None:
+        return trunk
+    head = build_classifier_head(x.shape[-1], num_classes, dropout=dropout, name=f"{name}_head")
+    return build_classifier(trunk, head, name=name)
+
+
+def _as_array(item: Any) -> np.ndarray:
+    """A sensor array from an array, an ``(x, y)`` batch tuple or an ``{"sensor": ...}`` dict."""
+    if isinstance(item, tuple):
+        item = item[0]
+    if isinstance(item, dict):
+        if "sensor" not in item:
+            raise ValueError(f"batch dict has no 'sensor' key (keys: {sorted(item)})")
+        item = item["sensor"]
+    return np.asarray(item)
+
+
+def fit_normalization(arrays_or_batches: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and variance over every time step of the training sensor data.
+
+    Statistics are accumulated in float64 (Chan et al.'s pairwise combination of means and sums
+    of squared deviations), one array at a time, so a loader can be streamed through.
+
+    Args:
+        arrays_or_batches: One array ``(..., channels)`` (e.g. ``(N, steps, channels)``), or an
+            iterable of such arrays, of ``(x, y)`` batches or of ``{"sensor": array}`` dicts.
+
+    Returns:
+        ``(mean, variance)``, float64 arrays of shape ``(channels,)`` (population variance).
+
+    Raises:
+        ValueError: If there is no data, the channel counts differ, or a value is NaN or inf.
+
+    Example:
+        >>> mean, var = fit_normalization(np.random.rand(10, 50, 6).astype("float32"))
+        >>> mean.shape, var.shape
+        ((6,), (6,))
+    """
+    if isinstance(arrays_or_batches, (np.ndarray, dict, tuple)):
+        items: Iterable[Any] = [arrays_or_batches]
+    else:
+        items = arrays_or_batches
+    count = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    for i, item in enumerate(items):
+        arr = _as_array(item)
+        if arr.ndim < 1 or arr.size == 0:
+            continue
+        flat = arr.reshape(-1, arr.shape[-1]).astype(np.float64)
+        if not np.all(np.isfinite(flat)):
+            raise ValueError(f"sensor data item {i} contains NaN or infinite values")
+        if mean is not None and flat.shape[1] != mean.shape[0]:
+            raise ValueError(
+                f"sensor data item {i} has {flat.shape[1]} channels, earlier ones {mean.shape[0]}"
+            )
+        n_b = flat.shape[0]
+        mean_b = flat.mean(axis=0)
+        m2_b = ((flat - mean_b) ** 2).sum(axis=0)
+        if mean is None or m2 is None:
+            count, mean, m2 = n_b, mean_b, m2_b
+            continue
+        total = count + n_b
+        delta = mean_b - mean
+        mean = mean + delta * (n_b / total)
+        m2 = m2 + m2_b + delta**2 * (count * n_b / total)
+        count = total
+    if mean is None or m2 is None or count == 0:
+        raise ValueError("fit_normalization got no sensor data")
+    variance = m2 / count
+    logger.debug("sensor normalisation over %d steps: mean %s variance %s", count, mean, variance)
+    return mean, variance
