@@ -1,0 +1,88 @@
+"""vsfusion.data: manifests, splits, decoding, resampling, the batch loader and dataset adapters.
+
+``DATASETS`` is the one registry of dataset adapters: name -> ``load(root, **kwargs) -> Manifest``.
+It feeds argparse ``choices`` and test parametrisation.
+
+``ClipLoader`` is imported lazily (on first attribute access) because it needs Keras; the rest of
+this package, and the preprocessing worker processes, then start without importing a backend.
+
+Example:
+    >>> from vsfusion.data import DATASETS, load_dataset
+    >>> sorted(DATASETS)
+    ['VSL', 'demo']
+    >>> manifest = load_dataset("VSL", "data/VSL", val_fraction=0.2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vsfusion.data import vsl
+from vsfusion.data.errors import DataError
+from vsfusion.data.manifest import Manifest
+from vsfusion.data.splits import carve_validation, subject_split
+
+if TYPE_CHECKING:
+    from vsfusion.data.loader import ClipLoader
+
+__all__ = [
+    "DATASETS",
+    "ClipLoader",
+    "DataError",
+    "Manifest",
+    "carve_validation",
+    "load_dataset",
+    "subject_split",
+]
+
+
+def _load_demo(root: str | os.PathLike, **kwargs: Any) -> Manifest:
+    """Load the synthetic demo dataset (``vsfusion.data.demo``, imported on first use)."""
+    from vsfusion.data import demo
+
+    return demo.load(root, **kwargs)
+
+
+DATASETS: dict[str, Callable[..., Manifest]] = {
+    "VSL": vsl.load,
+    "demo": _load_demo,
+}
+
+
+def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
+    """Load a registered dataset's manifest.
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        root: The dataset root folder.
+        **kwargs: Passed to the adapter (e.g. ``val_fraction``, ``seed``).
+
+    Returns:
+        The validated manifest.
+
+    Raises:
+        DataError: Unknown name (listing the known ones), or the adapter's data errors.
+
+    Example:
+        >>> load_dataset("nope", ".")
+        Traceback (most recent call last):
+        ...
+        vsfusion.data.errors.DataError: unknown dataset 'nope'; known datasets: VSL, demo
+    """
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise DataError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
+        ) from None
+    return loader(root, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ClipLoader":
+        from vsfusion.data.loader import ClipLoader
+
+        return ClipLoader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,237 @@
+"""``ClipLoader``: batches of ``({"video", "sensor"}, label)`` from per-sample ``.npy`` files.
+
+Each sample's arrays are opened with ``np.load(..., mmap_mode="r")`` and only the frames that are
+kept are read, so memory holds one batch, never the dataset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+
+from vsfusion.data.errors import DataError
+from vsfusion.data.sensor import resample, validate_sensor
+from vsfusion.data.video import center_crop, hflip, random_crop, resize_shorter, uniform_indices
+
+__all__ = ["ClipLoader"]
+
+
+class ClipLoader(keras.utils.PyDataset):
+    """Keras ``PyDataset`` over manifest rows, yielding dict batches keyed by modality.
+
+    ``x = {"video": float32 (B, T, S, S, C) in [0, 255], "sensor": float32 (B, steps, ch)}``
+    (only the requested modalities) and ``y = int64 (B,)``.
+
+    * Test mode (``train=False``): uniform temporal sampling, centre crop, no flip: deterministic.
+    * Train mode: jittered temporal sampling, random crop, horizontal flip with probability 0.5 when
+      ``flip=True``. The randomness of batch ``i`` in epoch ``e`` comes from
+      ``default_rng([seed, e, i])``, so it is reproducible whatever the worker scheduling.
+    * Frames smaller than ``crop_size`` are first resized (shorter side up to ``crop_size``).
+    * Sensors are resampled to ``sensor_steps`` (see :func:`vsfusion.data.sensor.resample`) when
+      given and the stored length differs; raw values are passed through (no normalisation).
+    * With ``shuffle=True`` the order is a seeded permutation, redrawn at every epoch end.
+
+    Args:
+        samples: Manifest rows (``id``, ``label`` and one path column per requested modality).
+        classes: Class names; labels map to their index.
+        modalities: Path columns to load, e.g. ``("video",)``.
+        batch_size: Samples per batch (the last batch may be smaller).
+        shuffle: Shuffle the order each epoch.
+        seed: Seed of the shuffling and augmentation.
+        train: Enable augmentation (temporal jitter, random crop, optional flip).
+        num_frames: Frames per clip (``None``: all stored frames; then clips must be equally long).
+        crop_size: Square crop side (``None``: full frames; then frames must be equally sized).
+        flip: Random horizontal flips in train mode.
+        sensor_steps: Sensor length (``None``: stored length; then lengths must agree).
+        workers: Passed to ``keras.utils.PyDataset``.
+        use_multiprocessing: Passed to ``keras.utils.PyDataset``.
+        max_queue_size: Passed to ``keras.utils.PyDataset``.
+
+    Raises:
+        DataError: Unknown label, a sample missing a requested modality, or (when reading) a video
+            that is not 4-D uint8 ``(T, H, W, C)``, a sensor that is not 2-D, or channel counts that
+            differ between samples, each naming the file.
+
+    Example:
+        >>> train = ClipLoader(manifest.split("train"), manifest.classes, batch_size=4,
+        ...                    shuffle=True, train=True, num_frames=16, crop_size=112,
+        ...                    flip=True, sensor_steps=100)  # doctest: +SKIP
+        >>> x, y = train[0]  # doctest: +SKIP
+        >>> x["video"].shape, x["sensor"].shape, y.dtype  # doctest: +SKIP
+        ((4, 16, 112, 112, 3), (4, 100, 12), dtype('int64'))
+    """
+
+    def __init__(
+        self,
+        samples: pd.DataFrame,
+        classes: Sequence[str],
+        *,
+        modalities: Sequence[str] = ("video", "sensor"),
+        batch_size: int = 8,
+        shuffle: bool = False,
+        seed: int = 0,
+        train: bool = False,
+        num_frames: int | None = None,
+        crop_size: int | None = None,
+        flip: bool = False,
+        sensor_steps: int | None = None,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ) -> None:
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.modalities = tuple(modalities)
+        if not self.modalities:
+            raise ValueError("modalities is empty; request at least one of 'video', 'sensor'")
+        samples = samples.reset_index(drop=True)
+        if len(samples) == 0:
+            raise DataError("ClipLoader: no samples; check the split passed to the loader")
+        for m in self.modalities:
+            if m not in samples.columns:
+                raise DataError(
+                    f"ClipLoader: samples have no {m!r} column; available: {list(samples.columns)}"
+                )
+            paths = samples[m].fillna("").astype(str)
+            if (paths == "").any():
+                sid = samples.loc[paths == "", "id"].iloc[0] if "id" in samples else "?"
+                raise DataError(
+                    f"{sid}: sample has no {m} file; drop samples lacking {m} or do not request it"
+                )
+        self.classes = [str(c) for c in classes]
+        index = {c: i for i, c in enumerate(self.classes)}
+        labels = np.empty(len(samples), dtype=np.int64)
+        for k, label in enumerate(samples["label"].astype(str)):
+            if label not in index:
+                sid = samples["id"].iloc[k] if "id" in samples else k
+                raise DataError(
+                    f"{sid}: label {label!r} is not one of the {len(self.classes)} classes; "
+                    "drop the sample or train on that class"
+                )
+            labels[k] = index[label]
+        self.samples = samples
+        self._labels = labels
+        self._paths = {m: samples[m].astype(str).tolist() for m in self.modalities}
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.train = bool(train)
+        self.num_frames = num_frames
+        self.crop_size = crop_size
+        self.flip = bool(flip)
+        self.sensor_steps = sensor_steps
+        self.epoch = 0
+        self._channels: dict[str, tuple[int, str]] = {}
+        self._order = self._permutation()
+
+    # -- order -----------------------------------------------------------------------------
+    def _permutation(self) -> np.ndarray:
+        n = len(self._labels)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+    def on_epoch_end(self) -> None:
+        """Advance the epoch: new augmentation draws and, with ``shuffle``, a new order."""
+        self.epoch += 1
+        self._order = self._permutation()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 labels of all samples in the given row order (the batch order when not shuffled)."""
+        return self._labels.copy()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self._labels) / self.batch_size)
+
+    def batch_indices(self, i: int) -> np.ndarray:
+        """Positions (into ``samples`` and ``labels``) of the samples in batch ``i`` this epoch."""
+        return self._order[i * self.batch_size : (i + 1) * self.batch_size]
+
+    # -- reading ---------------------------------------------------------------------------
+    def _check_channels(self, modality: str, channels: int, path: str) -> None:
+        seen = self._channels.setdefault(modality, (channels, path))
+        if seen[0] != channels:
+            raise DataError(
+                f"{path}: {modality} has {channels} channels but {seen[1]} has {seen[0]}; "
+                "all samples must have the same channels"
+            )
+
+    def _read_video(
+        self, path: str, rng: np.random.Generator | None, modality: str = "video"
+    ) -> np.ndarray:
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise DataError(f"{path}: video file not found; re-run preprocessing") from None
+        except ValueError as e:
+            raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None
+        if arr.ndim != 4 or arr.dtype != np.uint8 or arr.shape[0] == 0:
+            raise DataError(
+                f"{path}: video must be non-empty uint8 (T, H, W, C), got {arr.dtype} "
+                f"{arr.shape}; re-run video preprocessing"
+            )
+        self._check_channels(modality, arr.shape[3], path)
+        idx = uniform_indices(arr.shape[0], self.num_frames, jitter=self.train, rng=rng)
+        frames = np.asarray(arr[idx])  # reads only the kept frames from the memory map
+        if self.crop_size is not None:
+            if min(frames.shape[1:3]) < self.crop_size:
+                frames = resize_shorter(frames, self.crop_size)
+            if self.train:
+                frames = random_crop(frames, self.crop_size, rng)
+            else:
+                frames = center_crop(frames, self.crop_size)
+        if self.train and self.flip and rng.random() < 0.5:
+            frames = hflip(frames)
+        return frames.astype(np.float32)
+
+    def _read_sensor(self, path: str) -> np.ndarray:
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise DataError(f"{path}: sensor file not found; re-run preprocessing") from None
+        except ValueError as e:
+            raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None
+        arr = validate_sensor(arr, path)
+        self._check_channels("sensor", arr.shape[1], path)
+        if self.sensor_steps is not None and arr.shape[0] != self.sensor_steps:
+            arr = resample(arr, self.sensor_steps)
+        return np.asarray(arr, dtype=np.float32)
+
+    @staticmethod
+    def _stack(items: list[np.ndarray], paths: list[str], modality: str, hint: str) -> np.ndarray:
+        shapes = {a.shape for a in items}
+        if len(shapes) > 1:
+            first = items[0].shape
+            k = next(j for j, a in enumerate(items) if a.shape != first)
+            raise DataError(
+                f"{paths[k]}: {modality} shape {items[k].shape} differs from {first} of "
+                f"{paths[0]} in the same batch; {hint}"
+            )
+        return np.stack(items)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"batch {i} out of range for {len(self)} batches")
+        rows = self.batch_indices(i)
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
+        x: dict[str, np.ndarray] = {}
+        for m in self.modalities:
+            paths = [self._paths[m][r] for r in rows]
+            if m == "sensor":
+                items = [self._read_sensor(p) for p in paths]
+                hint = "pass sensor_steps to resample to a common length"
+            else:
+                items = [self._read_video(p, rng, m) for p in paths]
+                hint = "pass num_frames and crop_size for a common clip shape"
+            x[m] = self._stack(items, paths, m, hint)
+        return x, self._labels[rows]
