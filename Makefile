@@ -1,0 +1,43 @@
+# vsfusion: two commands set everything up on a fresh machine.
+#   make demo   creates .venv, installs, runs the whole pipeline on the built-in demo data, prints results
+#   make test   runs the test suite (model tests under the TensorFlow and the JAX backend)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SEED ?= 0
+OUT ?= runs/demo
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+.PHONY: demo test test-fast lint bench clean venv
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(PY) reproduce.py --dataset demo --out $(OUT) --preset fast --seed $(SEED)
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+	KERAS_BACKEND=jax $(PY) -m pytest -q -m backend
+
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: $(VENV)/.dev
+	$(PY) bench/run.py --out bench/results.json
+
+clean:
+	rm -rf runs checkpoints data/demo .pytest_cache

@@ -1,0 +1,45 @@
+"""A tiny processed dataset (VSL layout) on which every stage runs in seconds."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+CLASSES = ("left", "right", "still")
+SUBJECTS = ("s1", "s2", "s3", "s4")  # s4 is the test subject
+
+
+def write_tiny_dataset(
+    root: Path, *, reps: int = 3, frames: int = 10, size: int = 36, steps: int = 40
+) -> Path:
+    """Classes differ in the direction a bright square moves; the sensor sees the same motion."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for subject in SUBJECTS:
+        for label_idx, label in enumerate(CLASSES):
+            for rep in range(reps):
+                rel = f"{subject}/{label}_{rep}.npy"
+                direction = (-1.0, 1.0, 0.0)[label_idx]
+                video = rng.integers(0, 40, (frames, size, size, 3), dtype=np.uint8)
+                for t in range(frames):
+                    x = int(size / 2 + direction * (t - frames / 2) * 1.2)
+                    video[t, 14:22, max(0, x - 4) : x + 4] = 220
+                t = np.linspace(0, 1, steps)
+                sensor = rng.normal(0, 0.1, (steps, 6)).astype(np.float32)
+                sensor[:, 0] += direction * np.sin(2 * np.pi * t)
+                sensor[:, 3] += (label_idx == 2) * 0.5
+                for sub, arr in (("video", video), ("sensor", sensor)):
+                    path = root / sub / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(path, arr)
+                rows.append({"file": rel, "label": label, "subject": subject})
+    df = pd.DataFrame(rows)
+    df[df.subject != "s4"].to_csv(root / "train.csv", index=False)
+    df[df.subject == "s4"].to_csv(root / "test.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))

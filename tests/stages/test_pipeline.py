@@ -1,0 +1,196 @@
+"""Every stage script runs on tiny data, writes its run directory, and fails cleanly on bad input."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import reproduce  # noqa: E402
+import train_sensor  # noqa: E402
+import train_video  # noqa: E402
+import training_generator  # noqa: E402
+import valid_generator  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+STREAMS = {
+    "video",
+    "sensor",
+    "generated_sensor",
+    "fusion_sum",
+    "fusion_weighted",
+    "fusion_product",
+    "fusion_max",
+    "fusion_learned",
+    "oracle_fusion",
+}
+
+
+def common(data: Path, ck: Path) -> list[str]:
+    return [
+        "--dataset",
+        "VSL",
+        "--data_root",
+        str(data),
+        "--checkpoints",
+        str(ck),
+        "--verbose",
+        "0",
+    ]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_dataset, tmp_path_factory):
+    ck = tmp_path_factory.mktemp("ck")
+    args = common(tiny_dataset, ck)
+    assert (
+        train_sensor.main(
+            [*args, "--epoch", "3", "--depth", "3", "--filters", "8", "--run_name", "s"]
+        )
+        == 0
+    )
+    assert (
+        train_video.main(
+            [
+                *args,
+                "--epoch",
+                "1",
+                "--num_frames",
+                "8",
+                "--crop_size",
+                "32",
+                "--batch_size",
+                "4",
+                "--run_name",
+                "v",
+            ]
+        )
+        == 0
+    )
+    assert (
+        training_generator.main([*args, "--epoch", "3", "--hidden", "16", "--run_name", "g"]) == 0
+    )
+    out = tmp_path_factory.mktemp("out")
+    assert (
+        valid_generator.main([*args, "--mlp_epochs", "3", "--run_name", "f", "--out", str(out)])
+        == 0
+    )
+    return ck / "VSL", out
+
+
+@pytest.mark.parametrize(
+    "stage,name", [("sensor", "s"), ("video", "v"), ("generator", "g"), ("fusion", "f")]
+)
+def test_each_stage_writes_a_complete_run_directory(pipeline, stage, name):
+    run = pipeline[0] / stage / name
+    for f in ("config.yaml", "run.json", "metrics.json"):
+        assert (run / f).is_file(), f
+    info = json.loads((run / "run.json").read_text())
+    assert info["seed"] == 0 and info["git_revision"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["stage"] == stage
+    if stage != "fusion":
+        assert (run / "best.keras").is_file() and (run / "best.weights.h5").is_file()
+        assert (run / "history.csv").read_text().startswith("epoch,")
+    assert (pipeline[0] / stage / "latest").read_text().strip() == name
+    assert not list(run.glob("*.tmp*")) and not list(run.glob(".*tmp*"))
+
+
+def test_results_json_has_every_stream(pipeline):
+    results = json.loads((pipeline[1] / "results.json").read_text())
+    assert set(results["accuracy"]) == STREAMS and set(results["macro_f1"]) == STREAMS
+    assert (results["n_train"], results["n_val"], results["n_test"]) == (18, 9, 9)
+    for key in STREAMS:  # the tiny test split has real sensors, so every stream is measured
+        assert 0.0 <= results["accuracy"][key] <= 1.0
+    assert 0.0 <= results["mcnemar_p"] <= 1.0
+    assert results["extra"]["best_fusion"].startswith("fusion_")
+    md = (pipeline[1] / "results.md").read_text()
+    assert "fusion_weighted" in md and "oracle_fusion" in md
+    fusion_run = pipeline[0] / "fusion" / "f"
+    assert (fusion_run / "confusion_video.png").read_bytes()[:4] == b"\x89PNG"
+    assert (fusion_run / "fused.keras").is_file()
+
+
+def test_shared_trunk_fused_model_makes_one_i3d_pass(pipeline):
+    from vsfusion.stages.common import load_model
+
+    fused = load_model(pipeline[0] / "fusion" / "f" / "fused.keras")
+    trunks = [
+        layer
+        for layer in fused.layers
+        if hasattr(layer, "layers") and any(sub.name == "Mixed_5c" for sub in layer.layers)
+    ]
+    assert len(trunks) == 1  # video and generated streams share one I3D trunk
+
+
+def test_generator_without_sensor_run_is_one_clear_error(tiny_dataset, tmp_path, capsys):
+    code = training_generator.main(common(tiny_dataset, tmp_path / "ck"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "no finished sensor run" in err[0] and "run that stage first" in err[0]
+    assert not (tmp_path / "ck" / "VSL" / "generator").exists()
+
+
+def test_unreadable_checkpoint_is_one_clear_error(pipeline, tiny_dataset, tmp_path, capsys):
+    import shutil
+
+    ck = tmp_path / "ck"
+    shutil.copytree(pipeline[0] / "sensor", ck / "VSL" / "sensor")
+    shutil.copytree(pipeline[0] / "video", ck / "VSL" / "video")
+    (ck / "VSL" / "sensor" / "s" / "best.keras").write_bytes(b"not a keras file")
+    code = training_generator.main(common(tiny_dataset, ck))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "best.keras could not be read" in err[0]
+    assert not (ck / "VSL" / "generator").exists()
+
+
+def test_missing_dataset_is_one_clear_error(tmp_path, capsys):
+    code = train_sensor.main(common(tmp_path / "nowhere", tmp_path / "ck"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "nowhere" in err[0]
+    assert not (tmp_path / "ck").exists()
+
+
+def test_reproduce_runs_a_subset_of_stages(tiny_dataset, tmp_path):
+    out = tmp_path / "out"
+    argv = [
+        "--dataset",
+        "VSL",
+        "--data_root",
+        str(tiny_dataset),
+        "--out",
+        str(out),
+        "--verbose",
+        "0",
+    ]
+    assert reproduce.main([*argv, "--stages", "sensor"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["accuracy"]["sensor"] is not None
+    assert results["accuracy"]["video"] is None and results["mcnemar_p"] is None
+    # an identical second call reuses the finished run instead of retraining
+    before = (out / "checkpoints" / "VSL" / "sensor" / "seed0" / "metrics.json").stat().st_mtime
+    assert reproduce.main([*argv, "--stages", "sensor"]) == 0
+    assert (
+        out / "checkpoints" / "VSL" / "sensor" / "seed0" / "metrics.json"
+    ).stat().st_mtime == before
+
+
+def test_reproduce_rejects_unknown_stage(tiny_dataset, tmp_path, capsys):
+    code = reproduce.main(
+        [
+            "--dataset",
+            "VSL",
+            "--data_root",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path),
+            "--stages",
+            "sensr",
+        ]
+    )
+    assert code == 2 and "unknown stages" in capsys.readouterr().err

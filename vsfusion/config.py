@@ -1,0 +1,261 @@
+"""Stage configuration: one commented dataclass per stage, argparse and YAML generated from the fields.
+
+Every field has a default and a ``help`` string. ``build_parser(VideoConfig)`` turns the fields into
+flags (``--batch_size 8``); booleans become ``--flag / --no-flag`` pairs (never ``type=bool``, which
+turns ``--pretrain False`` into True); optional paths accept ``none`` and also get a ``--no-<name>``
+flag. ``--config run.yaml`` overrides the defaults and the command line overrides the YAML.
+
+Example:
+    >>> cfg = parse_config(SensorConfig, ["--dataset", "demo", "--epoch", "3"])
+    >>> cfg.epoch
+    3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+__all__ = [
+    "StageConfig",
+    "VideoConfig",
+    "SensorConfig",
+    "GeneratorConfig",
+    "FusionConfig",
+    "ReproduceConfig",
+    "build_parser",
+    "parse_config",
+    "config_to_yaml",
+    "load_yaml_overrides",
+]
+
+C = TypeVar("C", bound="StageConfig")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class StageConfig:
+    """Fields every stage shares: data, output, seed and the optimisation loop."""
+
+    dataset: str = _f("demo", "dataset name (see vsfusion.data.DATASETS)")
+    data_root: str | None = _f(None, "dataset folder; default data/<dataset>")
+    checkpoints: str = _f("checkpoints", "output root; runs go to <checkpoints>/<dataset>/<stage>/")
+    run_name: str | None = _f(None, "run directory name; default <time>_seed<seed>")
+    seed: int = _f(0, "random seed (data split, initialisation, shuffling, augmentation)")
+    val_fraction: float = _f(0.25, "fraction of training subjects carved out for validation")
+    batch_size: int = _f(8, "batch size")
+    epoch: int = _f(10, "maximum number of training epochs")
+    lr: float = _f(1e-3, "learning rate")
+    patience: int = _f(10, "early stopping patience in epochs (on the validation split)")
+    workers: int = _f(1, "loader worker threads (keras PyDataset workers)")
+    verbose: int = _f(2, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
+
+    stage: typing.ClassVar[str] = "stage"
+
+
+@dataclass
+class VideoConfig(StageConfig):
+    """Stage 1a: the I3D video classifier (train_video.py)."""
+
+    num_frames: int = _f(16, "frames sampled per clip")
+    crop_size: int = _f(64, "square crop size in pixels (random at training, centre at test)")
+    pretrain: str | None = _f(None, "Kinetics-style I3D weights .h5 loaded by layer name, or none")
+    dropout: float = _f(0.5, "dropout before the classifier")
+    optimizer: str = _f("adam", "optimizer", choices=("adam", "sgd"))
+    flip: bool = _f(True, "random horizontal flip at training time")
+    epoch: int = _f(15, "maximum number of training epochs")
+
+    stage: typing.ClassVar[str] = "video"
+
+
+@dataclass
+class SensorConfig(StageConfig):
+    """Stage 1b: the InceptionTime sensor classifier (train_sensor.py)."""
+
+    sensor_steps: int | None = _f(
+        None, "resample every recording to this many steps; none keeps them"
+    )
+    depth: int = _f(6, "number of inception modules")
+    filters: int = _f(32, "filters per inception branch (embedding = 4 x filters)")
+    dropout: float = _f(0.2, "dropout before the classifier")
+    batch_size: int = _f(16, "batch size")
+    epoch: int = _f(60, "maximum number of training epochs")
+    patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
+
+    stage: typing.ClassVar[str] = "sensor"
+
+
+@dataclass
+class GeneratorConfig(StageConfig):
+    """Stage 2: the generator from video to the sensor embedding (training_generator.py)."""
+
+    model_path: str | None = _f(
+        None, "sensor run directory or .keras checkpoint; default: latest sensor run"
+    )
+    video_model_path: str | None = _f(
+        None, "video run directory or .keras; default: latest video run"
+    )
+    trunk: str = _f(
+        "shared",
+        "generator trunk: shared (frozen video trunk, one I3D pass at test), "
+        "finetune (copy of the video trunk, trained), scratch (new I3D, --pretrain optional)",
+        choices=("shared", "finetune", "scratch"),
+    )
+    pretrain: str | None = _f(None, "I3D weights .h5 for --trunk scratch, or none")
+    num_frames: int | None = _f(None, "frames per clip; default: the video run's")
+    crop_size: int | None = _f(None, "crop size; default: the video run's")
+    hidden: int = _f(512, "hidden units of the generator head")
+    dropout: float = _f(0.2, "dropout in the generator head")
+    huber_weight: float = _f(1.0, "weight of the Huber loss between generated and real embedding")
+    norm_weight: float = _f(0.1, "weight of the per-sample norm matching loss")
+    ce_weight: float = _f(0.5, "weight of the cross-entropy of the frozen sensor head")
+    huber_delta: float = _f(1.0, "Huber delta")
+    epoch: int = _f(60, "maximum number of training epochs")
+    patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
+    batch_size: int = _f(16, "batch size")
+
+    stage: typing.ClassVar[str] = "generator"
+
+
+@dataclass
+class FusionConfig(StageConfig):
+    """Stage 3: late fusion of video and generated sensor streams, evaluated on test (valid_generator.py)."""
+
+    model_path: str | None = _f(None, "generator run directory; default: latest generator run")
+    out: str | None = _f(None, "also write results.json / results.md here")
+    mlp_hidden: int = _f(256, "hidden units of the learned fusion MLP")
+    mlp_epochs: int = _f(200, "maximum epochs of the learned fusion MLP")
+    batch_size: int = _f(16, "batch size for feature extraction")
+
+    stage: typing.ClassVar[str] = "fusion"
+
+
+@dataclass
+class ReproduceConfig(StageConfig):
+    """All stages in order, writing <out>/results.json and <out>/results.md (reproduce.py)."""
+
+    out: str = _f("runs/demo", "output folder (results and, under checkpoints/, the stage runs)")
+    stages: str = _f("sensor,video,generator,fusion", "comma-separated subset of stages to run")
+    preset: str = _f("fast", "hyper-parameter preset", choices=("fast", "paper"))
+    pretrain: str | None = _f(None, "I3D weights .h5 for the video stage, or none")
+
+    stage: typing.ClassVar[str] = "reproduce"
+
+
+# ---------------------------------------------------------------------------------------------
+# argparse / YAML plumbing
+
+
+def _base_type(tp: Any) -> tuple[type, bool]:
+    """Return (python type, optional?) for a dataclass field annotation."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def _none_or(conv: type) -> Any:
+    def parse(text: str) -> Any:
+        return None if text.lower() in ("none", "null", "") else conv(text)
+
+    parse.__name__ = conv.__name__
+    return parse
+
+
+def build_parser(cls: type[StageConfig], description: str | None = None) -> argparse.ArgumentParser:
+    """Build an ``argparse`` parser whose flags are the fields of ``cls``.
+
+    Args:
+        cls: a ``StageConfig`` subclass.
+        description: parser description; defaults to the class docstring.
+
+    Returns:
+        The parser; every option's default is ``argparse.SUPPRESS`` so that only the flags actually
+        given override the YAML file and the dataclass defaults.
+    """
+    parser = argparse.ArgumentParser(
+        description=description or (cls.__doc__ or "").strip(),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help="YAML file overriding the defaults (flags override it)")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, optional = _base_type(hints[f.name])
+        meta = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"{meta.get('help', '')} (default: {default})"
+        flag = f"--{f.name}"
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+            continue
+        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        kwargs["type"] = _none_or(tp) if optional else tp
+        kwargs["metavar"] = "PATH_OR_NONE" if optional and tp is str else None
+        parser.add_argument(flag, **kwargs)
+        if optional:
+            parser.add_argument(
+                f"--no-{f.name}",
+                dest=f.name,
+                action="store_const",
+                const=None,
+                help=f"set {f.name} to none",
+            )
+    return parser
+
+
+def load_yaml_overrides(cls: type[C], path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of field overrides and reject unknown keys with a clear message."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(
+            f"error: config file {path} does not exist; pass an existing YAML file to --config"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SystemExit(
+            f"error: {path} is not valid YAML ({exc.__class__.__name__}); fix the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: {path} must hold a mapping of option: value")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SystemExit(
+            f"error: {path}: unknown options {unknown}; valid options are {sorted(names)}"
+        )
+    return data
+
+
+def parse_config(cls: type[C], argv: list[str] | None = None, **defaults: Any) -> C:
+    """Parse ``argv`` into a ``cls`` instance: dataclass defaults < ``defaults`` < YAML < flags."""
+    parser = build_parser(cls)
+    ns = vars(parser.parse_args(argv))
+    values: dict[str, Any] = dict(defaults)
+    config_path = ns.pop("config", None)
+    if config_path:
+        values.update(load_yaml_overrides(cls, config_path))
+    values.update(ns)
+    return cls(**values)
+
+
+def config_to_yaml(cfg: StageConfig) -> str:
+    """The resolved configuration as YAML text (stage name first)."""
+    data = {"stage": cfg.stage, **dataclasses.asdict(cfg)}
+    return yaml.safe_dump(data, sort_keys=False)

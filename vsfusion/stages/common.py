@@ -1,0 +1,354 @@
+"""What every stage shares: run directories, seeding, data loading, training with best-on-validation
+selection, atomic checkpoints and finding the checkpoints of earlier stages.
+
+A run directory ``<checkpoints>/<dataset>/<stage>/<run_name>/`` holds ``config.yaml`` (the resolved
+configuration), ``run.json`` (seed, git revision, versions, timings), ``history.csv``, ``best.keras``
+and ``best.weights.h5`` (the weights selected on the validation split, without optimizer state) and
+``metrics.json``. ``<checkpoints>/<dataset>/<stage>/latest`` names the newest finished run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from vsfusion.config import StageConfig, config_to_yaml
+from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
+from vsfusion.data.io import atomic_write_text
+
+__all__ = [
+    "StageError",
+    "RunDir",
+    "setup_logging",
+    "seed_everything",
+    "load_manifest",
+    "fit_with_selection",
+    "save_model",
+    "load_model",
+    "resolve_run",
+    "predict_arrays",
+    "feed",
+]
+
+logger = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class StageError(RuntimeError):
+    """A stage cannot run with what it was given; the message names the file and the fix."""
+
+
+def setup_logging(verbose: int = 1) -> None:
+    """Plain one-line logging for the command-line scripts."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend."""
+    keras.utils.set_random_seed(seed)
+
+
+def git_revision() -> str:
+    """The git revision of the code being run, with ``+dirty`` when the tree has changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + ("+dirty" if dirty else "")
+
+
+class RunDir:
+    """One stage run's output folder.
+
+    Example:
+        >>> run = RunDir.create(cfg)            # doctest: +SKIP
+        >>> run.write_json("metrics.json", {"val_accuracy": 0.9})  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, cfg: StageConfig):
+        self.path = path
+        self.cfg = cfg
+        self.started = time.time()
+
+    @classmethod
+    def create(cls, cfg: StageConfig) -> RunDir:
+        name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S") + f"_seed{cfg.seed}"
+        path = Path(cfg.checkpoints) / cfg.dataset / cfg.stage / name
+        if (path / "metrics.json").exists():
+            raise StageError(
+                f"{path} already holds a finished run; choose another --run_name or remove it"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path, cfg)
+        atomic_write_text(path / "config.yaml", config_to_yaml(cfg))
+        run.write_json("run.json", run._info())
+        logger.info("run directory %s", path)
+        return run
+
+    def _info(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "stage": self.cfg.stage,
+            "seed": self.cfg.seed,
+            "git_revision": git_revision(),
+            "keras": keras.__version__,
+            "backend": keras.backend.backend(),
+            "python": platform.python_version(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            **extra,
+        }
+
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.path / name
+        atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+        return path
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """Write metrics.json and the final run.json, and point ``latest`` at this run."""
+        seconds = round(time.time() - self.started, 1)
+        self.write_json("run.json", self._info(seconds=seconds, peak_rss_mb=peak_rss_mb()))
+        self.write_json("metrics.json", {**metrics, "seconds": seconds})
+        atomic_write_text(self.path.parent / "latest", self.path.name + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux ru_maxrss is in KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def load_manifest(cfg: StageConfig) -> Manifest:
+    """Load the configured dataset, carving a validation split from training subjects if needed."""
+    if cfg.dataset not in DATASETS:
+        raise StageError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(DATASETS)}")
+    root = cfg.data_root or str(Path("data") / cfg.dataset)
+    manifest = load_dataset(cfg.dataset, root, seed=cfg.seed, val_fraction=cfg.val_fraction)
+    counts = {s: int((manifest.samples["split"] == s).sum()) for s in ("train", "val", "test")}
+    logger.info("%s: %d classes, %s samples", cfg.dataset, len(manifest.classes), counts)
+    return manifest
+
+
+def require_modality(manifest: Manifest, split: str, modality: str) -> Any:
+    """The rows of ``split`` that have ``modality``; a clear error when there are none."""
+    rows = manifest.split(split)
+    if modality not in rows.columns:
+        raise DataError(f"dataset {manifest.name} has no {modality} modality; this stage needs it")
+    have = rows[rows[modality].astype(str) != ""]
+    if len(have) == 0:
+        raise DataError(
+            f"{manifest.name}: split '{split}' has no samples with {modality}; this stage needs them"
+        )
+    return have
+
+
+# ---------------------------------------------------------------------------------------------
+# training with selection on the validation split
+
+
+class BestOnValidation(keras.callbacks.Callback):
+    """Keep the weights of the best epoch on a validation metric, stop after ``patience`` epochs
+    without improvement, and restore the best weights at the end. Ties keep the earlier epoch.
+    """
+
+    def __init__(self, monitor: str = "val_accuracy", mode: str = "max", patience: int = 10):
+        super().__init__()
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.best_weights: list[np.ndarray] | None = None
+        self.history: list[dict[str, float]] = []
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = dict(logs or {})
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        if self.monitor not in logs:
+            raise StageError(f"metric {self.monitor!r} not logged; available: {sorted(logs)}")
+        value = float(logs[self.monitor])
+        if self._better(value):
+            self.best, self.best_epoch = value, epoch + 1
+            self.best_weights = [np.array(w) for w in self.model.get_weights()]
+        elif epoch + 1 - self.best_epoch >= self.patience:
+            logger.info("early stop: no %s improvement for %d epochs", self.monitor, self.patience)
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def fit_with_selection(
+    model: keras.Model,
+    train: Any,
+    val: Any,
+    cfg: StageConfig,
+    run: RunDir | None,
+    *,
+    monitor: str = "val_accuracy",
+    mode: str = "max",
+    **fit_kwargs: Any,
+) -> dict[str, Any]:
+    """Fit ``model`` on ``train``, select the epoch on ``val`` and write ``history.csv``.
+
+    The test split is never seen here. Returns ``{"best_epoch", monitor, "epochs_run"}``.
+    """
+    best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
+    model.fit(
+        train,
+        validation_data=val,
+        epochs=cfg.epoch,
+        callbacks=[best],
+        verbose=cfg.verbose,
+        **fit_kwargs,
+    )
+    if run is not None and best.history:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(best.history[0]))
+        writer.writeheader()
+        writer.writerows(best.history)
+        atomic_write_text(run.path / "history.csv", buf.getvalue())
+    logger.info("best epoch %d: %s = %.4f", best.best_epoch, monitor, best.best or float("nan"))
+    return {"best_epoch": best.best_epoch, monitor: best.best, "epochs_run": len(best.history)}
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_model(model: keras.Model, directory: Path, stem: str = "best") -> Path:
+    """Save ``<stem>.keras`` (architecture + weights, no optimizer) and ``<stem>.weights.h5`` atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    target = directory / f"{stem}.keras"
+    for suffix, writer in ((".keras", clean.save), (".weights.h5", clean.save_weights)):
+        final = directory / f"{stem}{suffix}"
+        tmp = directory / f".{stem}.tmp{suffix}"
+        try:
+            writer(str(tmp))
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` checkpoint written by vsfusion, with a one-line error when it is unusable."""
+    import vsfusion.fusion  # noqa: F401  (registers custom layers)
+    import vsfusion.models  # noqa: F401
+
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(
+            f"checkpoint {path} does not exist; train that stage first or pass its path"
+        )
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+        raise StageError(
+            f"checkpoint {path} could not be read ({exc.__class__.__name__}: {str(exc).splitlines()[0][:160]}); "
+            "re-run the stage that writes it"
+        ) from None
+
+
+def resolve_run(path: str | None, cfg: StageConfig, stage: str) -> Path:
+    """Find an earlier stage's run directory from a run dir, a checkpoint file or ``latest``.
+
+    Args:
+        path: a run directory, a ``.keras`` file inside one, or None for the newest run of ``stage``
+            under ``<checkpoints>/<dataset>/<stage>/``.
+        cfg: the current stage's configuration (for the checkpoints root and dataset).
+        stage: the stage whose run is wanted ("video", "sensor", "generator").
+    """
+    if path is None:
+        stage_dir = Path(cfg.checkpoints) / cfg.dataset / stage
+        latest = stage_dir / "latest"
+        if not latest.is_file():
+            raise StageError(
+                f"no finished {stage} run under {stage_dir}; run that stage first or pass its path"
+            )
+        run = stage_dir / latest.read_text().strip()
+    else:
+        p = Path(path)
+        run = p.parent if p.suffix in (".keras", ".h5") else p
+    if not (run / "best.keras").is_file() or not (run / "metrics.json").is_file():
+        raise StageError(
+            f"{run} is not a finished {stage} run (no best.keras/metrics.json); re-run {stage}"
+        )
+    return run
+
+
+def read_run_config(run: Path) -> dict[str, Any]:
+    """The resolved configuration a run was made with."""
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def feed(model: keras.Model, x: dict[str, Any]) -> Any:
+    """Pick from a dict batch the inputs ``model`` takes (matched by input name)."""
+    names = [t.name for t in model.inputs]
+    missing = [n for n in names if n not in x]
+    if missing:
+        raise StageError(f"model {model.name} needs inputs {missing}; the batch has {sorted(x)}")
+    return {n: x[n] for n in names}
+
+
+def predict_arrays(
+    model: keras.Model, loader: Any, *, select: Callable[[Any], Any] | None = None
+) -> dict[str, np.ndarray] | np.ndarray:
+    """Run ``model`` over a (non-shuffled) loader batch by batch and concatenate the outputs.
+
+    Works for models with a single output (returns an array) and dict outputs (returns a dict).
+    """
+    outs: list[Any] = []
+    for i in range(len(loader)):
+        x, _ = loader[i]
+        y = model(feed(model, x), training=False)
+        y = select(y) if select else y
+        if isinstance(y, dict):
+            outs.append({k: keras.ops.convert_to_numpy(v) for k, v in y.items()})
+        else:
+            outs.append(keras.ops.convert_to_numpy(y))
+    if outs and isinstance(outs[0], dict):
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    return np.concatenate(outs)
