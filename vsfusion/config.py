@@ -51,6 +51,10 @@ class StageConfig:
 
     dataset: str = _f("demo", "dataset name (see vsfusion.data.DATASETS)")
     data_root: str | None = _f(None, "dataset folder; default data/<dataset>")
+    cache_dir: str | None = _f(None, "preprocessed cache folder for native datasets; default cache/<dataset>")
+    video_modality: str | None = _f(None, "video stream of datasets with several (UTD-MHAD: rgb or depth)")
+    protocol: str | None = _f(None, "evaluation protocol of the dataset; default: its standard one")
+    prep_workers: int = _f(2, "worker processes for dataset preparation (decoding, resampling)")
     checkpoints: str = _f("checkpoints", "output root; runs go to <checkpoints>/<dataset>/<stage>/")
     run_name: str | None = _f(None, "run directory name; default <time>_seed<seed>")
     seed: int = _f(0, "random seed (data split, initialisation, shuffling, augmentation)")
@@ -198,16 +202,18 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = f"{meta.get('help', '')} (default: {default})"
-        flag = f"--{f.name}"
+        flags = [f"--{f.name}"]
+        if "_" in f.name:  # --video-modality works as well as --video_modality
+            flags.append(f"--{f.name.replace('_', '-')}")
         if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
             continue
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
         kwargs["type"] = _none_or(tp) if optional else tp
         kwargs["metavar"] = "PATH_OR_NONE" if optional and tp is str else None
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(*flags, **kwargs)
         if optional:
             parser.add_argument(
                 f"--no-{f.name}",

@@ -38,11 +38,11 @@ __all__ = [
 ]
 
 
-def _load_demo(root: str | os.PathLike, **kwargs: Any) -> Manifest:
+def _load_demo(root: str | os.PathLike, seed: int = 0, val_fraction: float = 0.25) -> Manifest:
     """Load the synthetic demo dataset (``vsfusion.data.demo``, imported on first use)."""
     from vsfusion.data import demo
 
-    return demo.load(root, **kwargs)
+    return demo.load(root, seed=seed, val_fraction=val_fraction)
 
 
 DATASETS: dict[str, Callable[..., Manifest]] = {

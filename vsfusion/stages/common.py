@@ -10,6 +10,7 @@ and ``best.weights.h5`` (the weights selected on the validation split, without o
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import logging
@@ -157,7 +158,21 @@ def load_manifest(cfg: StageConfig) -> Manifest:
     if cfg.dataset not in DATASETS:
         raise StageError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(DATASETS)}")
     root = cfg.data_root or str(Path("data") / cfg.dataset)
-    manifest = load_dataset(cfg.dataset, root, seed=cfg.seed, val_fraction=cfg.val_fraction)
+    options = {
+        "seed": cfg.seed,
+        "val_fraction": cfg.val_fraction,
+        "cache_dir": cfg.cache_dir or str(Path("cache") / cfg.dataset),
+        "video_modality": cfg.video_modality,
+        "protocol": cfg.protocol,
+        "workers": cfg.prep_workers,
+    }
+    accepted = inspect.signature(DATASETS[cfg.dataset]).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    unused = [k for k in ("video_modality", "protocol") if options[k] is not None and k not in accepted]
+    if unused and not takes_all:
+        raise StageError(f"dataset {cfg.dataset} has no option {unused[0]}; drop --{unused[0]}")
+    options = {k: v for k, v in options.items() if v is not None and (takes_all or k in accepted)}
+    manifest = load_dataset(cfg.dataset, root, **options)
     counts = {s: int((manifest.samples["split"] == s).sum()) for s in ("train", "val", "test")}
     logger.info("%s: %d classes, %s samples", cfg.dataset, len(manifest.classes), counts)
     return manifest
