@@ -36,7 +36,7 @@ drawn independently of the label, and every subject performs every class ``reps`
 Horizontal mirroring (the video stage's ``flip`` augmentation) maps every class onto itself: the
 circle and figure-of-eight directions are random per sample.
 
-Facts (defaults): 8 classes, 6 subjects (``s01`` .. ``s06``), 4 repetitions, 192 samples; video
+Facts (defaults): 8 classes, 8 subjects (``s01`` .. ``s08``), 4 repetitions, 256 samples; video
 16 frames of 64x64 RGB over 2 s (8 fps); sensor 128 steps over 2 s (64 Hz), 6 channels
 ``acc_x, acc_y, acc_z`` (m/s^2) and ``gyro_x, gyro_y, gyro_z`` (rad/s). Protocol: cross-subject,
 the last third of the subjects are the test set (``s05``, ``s06``); there is no ``val.csv``, the
@@ -122,7 +122,7 @@ CLASSES: tuple[str, ...] = (
 )
 """The 8 gesture classes (sorted)."""
 MODALITIES: tuple[str, ...] = ("video", "sensor")
-NUM_SUBJECTS = 6
+NUM_SUBJECTS = 8
 NUM_REPS = 4
 NUM_FRAMES = 16
 SIZE = 64
@@ -254,9 +254,9 @@ def _subject(seed: int, index: int, size: int, noise: float) -> _Subject:
         hand_rgb=np.clip(hand, 0, 255),
         thumb_rgb=np.clip(hand * 0.62, 0, 255),
         anchor=rng.normal(0, 0.02, 2),
-        pitch=float(rng.normal(0.15, 0.12)),
-        roll=float(rng.normal(0.0, 0.2)),
-        acc_bias=rng.normal(0, 0.15, 3) * noise,
+        pitch=float(rng.normal(0.15, 0.05)),
+        roll=float(rng.normal(0.0, 0.08)),
+        acc_bias=rng.normal(0, 0.06, 3) * noise,
         gyro_bias=rng.normal(0, 0.02, 3) * noise,
         mount=_rotvec_matrix(rng.normal(0, 0.04, 3) * noise),
         background=_background(rng, size),
