@@ -50,9 +50,13 @@ class StageConfig:
     """Fields every stage shares: data, output, seed and the optimisation loop."""
 
     dataset: str = _f("demo", "dataset name (see vsfusion.data.DATASETS)")
-    data_root: str | None = _f(None, "dataset folder; default data/<dataset>")
-    cache_dir: str | None = _f(None, "preprocessed cache folder for native datasets; default cache/<dataset>")
-    video_modality: str | None = _f(None, "video stream of datasets with several (UTD-MHAD: rgb or depth)")
+    data_root: str | None = _f(None, "dataset folder; default data/<dataset>", aliases=("--root",))
+    cache_dir: str | None = _f(
+        None, "preprocessed cache folder for native datasets; default cache/<dataset>"
+    )
+    video_modality: str | None = _f(
+        None, "video stream of datasets with several (UTD-MHAD: rgb or depth)"
+    )
     protocol: str | None = _f(None, "evaluation protocol of the dataset; default: its standard one")
     prep_workers: int = _f(2, "worker processes for dataset preparation (decoding, resampling)")
     checkpoints: str = _f("checkpoints", "output root; runs go to <checkpoints>/<dataset>/<stage>/")
@@ -205,8 +209,11 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         flags = [f"--{f.name}"]
         if "_" in f.name:  # --video-modality works as well as --video_modality
             flags.append(f"--{f.name.replace('_', '-')}")
+        flags.extend(meta.get("aliases", ()))
         if tp is bool:
-            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(
+                *flags, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text
+            )
             continue
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         if "choices" in meta:
