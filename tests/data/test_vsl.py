@@ -107,7 +107,8 @@ def test_registry(tmp_path):
     assert DATASETS["VSL"] is vsl.load and "demo" in DATASETS
     make_root(tmp_path)
     assert load_dataset("VSL", tmp_path, seed=1).summary()["test"] == 4
-    with pytest.raises(DataError, match="unknown dataset 'nope'; known datasets: VSL, demo"):
+    known = ", ".join(sorted(DATASETS))
+    with pytest.raises(DataError, match=f"unknown dataset 'nope'; known datasets: {known}$"):
         load_dataset("nope", tmp_path)
 
 

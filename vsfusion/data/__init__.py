@@ -9,7 +9,7 @@ this package, and the preprocessing worker processes, then start without importi
 Example:
     >>> from vsfusion.data import DATASETS, load_dataset
     >>> sorted(DATASETS)
-    ['MHAD', 'VSL', 'demo']
+    ['MHAD', 'UTD-MHAD', 'VSL', 'demo', 'folder']
     >>> manifest = load_dataset("VSL", "data/VSL", val_fraction=0.2)  # doctest: +SKIP
 """
 
@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vsfusion.data import berkeley_mhad, vsl
+from vsfusion.data import berkeley_mhad, folder, utd_mhad, vsl
 from vsfusion.data.errors import DataError
 from vsfusion.data.manifest import Manifest
 from vsfusion.data.splits import carve_validation, subject_split
@@ -47,8 +47,10 @@ def _load_demo(root: str | os.PathLike, seed: int = 0, val_fraction: float = 0.2
 
 DATASETS: dict[str, Callable[..., Manifest]] = {
     "MHAD": berkeley_mhad.load,
+    "UTD-MHAD": utd_mhad.load,
     "VSL": vsl.load,
     "demo": _load_demo,
+    "folder": folder.load,
 }
 
 
@@ -70,7 +72,7 @@ def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
         >>> load_dataset("nope", ".")
         Traceback (most recent call last):
         ...
-        vsfusion.data.errors.DataError: unknown dataset 'nope'; known datasets: MHAD, VSL, demo
+        vsfusion.data.errors.DataError: unknown dataset 'nope'; known datasets: MHAD, UTD-MHAD, VSL, demo, folder
     """
     try:
         loader = DATASETS[name]

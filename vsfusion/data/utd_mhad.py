@@ -1,0 +1,704 @@
+"""UTD-MHAD: 27 actions by 8 subjects, Kinect RGB/depth/skeleton + a wearable inertial sensor.
+
+C. Chen, R. Jafari and N. Kehtarnavaz, "UTD-MHAD: A Multimodal Dataset for Human Action Recognition
+Utilizing a Depth Camera and a Wearable Inertial Sensor", ICIP 2015. Download the zip files (RGB,
+Depth, Inertial, Skeleton) from the dataset's page at the University of Texas at Dallas,
+https://personal.utdallas.edu/~kehtar/UTD-MHAD.html , and unzip them into one folder.
+
+Facts (module constants): 27 actions :data:`ACTIONS` (``a1`` .. ``a27``), 8 subjects (4 women, 4
+men), 4 trials each, 861 trials in all: three are absent from the official release
+(:data:`MISSING_TRIALS`: ``a8_s1_t4``, ``a23_s6_t4``, ``a27_s8_t4``). Per trial ``aA_sS_tT``:
+
+* ``aA_sS_tT_color.avi``: Kinect v1 RGB, 640x480, 30 fps;
+* ``aA_sS_tT_depth.mat``: variable ``d_depth``, 240x320xT uint16 depth (mm, background removed,
+  i.e. 0), about 30 fps (:data:`DEPTH_FPS`);
+* ``aA_sS_tT_inertial.mat``: variable ``d_iner``, Nx6 float64 at 50 Hz (:data:`SENSOR_RATE`):
+  accelerometer x, y, z in g and gyroscope x, y, z in deg/s (:data:`SENSOR_CHANNELS`), one unit on
+  the right wrist (on the right thigh for actions 22-27);
+* ``aA_sS_tT_skeleton.mat``: variable ``d_skel``, 20x3xT Kinect joints (recognised, not cached).
+
+Expected layout (files are found recursively by name, so per-modality folders in any case, or all
+files in one folder, both work)::
+
+    ROOT/
+      RGB/a1_s1_t1_color.avi ...        (only for --video-modality rgb)
+      Depth/a1_s1_t1_depth.mat ...      (for --video-modality depth, the default)
+      Inertial/a1_s1_t1_inertial.mat ...
+      Skeleton/a1_s1_t1_skeleton.mat ... (not used)
+
+Preprocessing (cached under ``<cache_dir>/<cache_key>/`` by :func:`vsfusion.data.cache.build_cache`):
+
+* video, depth (default): :data:`CACHE_FRAMES` frames sampled uniformly in time
+  (:func:`~vsfusion.data.video.uniform_indices`), resized so the shorter side is
+  :data:`CACHE_SIZE` with *masked area interpolation* (depth and foreground mask are both
+  area-averaged and divided, so background zeros never blend into the body's depth and
+  silhouettes stay anti-aliased; an output pixel is foreground when at least half its area is),
+  centre-cropped to ``CACHE_SIZE`` x ``CACHE_SIZE``, then mapped to uint8 ``(T, S, S, 1)``:
+  background 0, foreground 1..255 with **nearer = brighter**, linearly between the clip's 1st and
+  99th percentiles of non-zero depth (:data:`DEPTH_PERCENTILES`; values beyond are clipped);
+* video, rgb: :func:`~vsfusion.data.video.read_video` (uniform sampling, shorter side
+  ``CACHE_SIZE``) and a centre crop, uint8 ``(T, S, S, 3)``;
+* sensor: checked for NaN/inf (a :class:`~vsfusion.data.errors.DataError` naming the file), then
+  resampled by normalised time to :data:`SENSOR_STEPS` steps with the anti-aliased
+  :func:`~vsfusion.data.sensor.resample`; float32 ``(SENSOR_STEPS, 6)`` in the native units
+  (normalisation lives in the sensor model).
+
+A trial's depth and inertial streams both span the trial but have no fixed length ratio, so they
+are aligned by normalised time: frame ``k`` of ``CACHE_FRAMES`` sits at ``(k + 0.5) / CACHE_FRAMES``
+of the clip and sensor step ``j`` at ``j / (SENSOR_STEPS - 1)`` of the recording. The loader later
+samples e.g. 16 of the cached frames and crops.
+
+Protocols (``protocol=``):
+
+* ``"standard"`` (default): the paper's cross-subject split, train on subjects 1, 3, 5, 7 (a
+  validation split of whole subjects, about ``val_fraction`` of them, is carved from these with
+  :func:`~vsfusion.data.splits.carve_validation`) and test on subjects 2, 4, 6, 8;
+* ``"dev"``: train 1, 3 / validate 5 / test 7, for tuning on the released training half without
+  touching the held-out subjects (``val_fraction`` is not used).
+
+Command::
+
+    python reproduce.py --dataset UTD-MHAD --root /data/UTD-MHAD --video-modality depth --out runs/utd
+
+Example:
+    >>> from vsfusion.data import utd_mhad
+    >>> m = utd_mhad.load("/data/UTD-MHAD", protocol="dev")  # doctest: +SKIP
+    >>> m.summary()["train"], m.samples["video"][0]  # doctest: +SKIP
+    (215, '.../cache/UTD-MHAD/3f2a9c1e0b7d/video/a1_s1_t1.npy')
+    >>> CLASSES[0]
+    'a01 right arm swipe to the left'
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from vsfusion.data.cache import Entry, build_cache, cache_key
+from vsfusion.data.errors import DataError
+from vsfusion.data.manifest import Manifest
+from vsfusion.data.sensor import resample, validate_sensor
+from vsfusion.data.splits import carve_validation, subject_split
+from vsfusion.data.video import center_crop, read_video, uniform_indices
+
+__all__ = [
+    "ACTIONS",
+    "CACHE_FRAMES",
+    "CACHE_SIZE",
+    "CLASSES",
+    "DEFAULT_PROTOCOL",
+    "DEFAULT_VIDEO_MODALITY",
+    "DEPTH_FPS",
+    "DEPTH_PERCENTILES",
+    "DEPTH_SHAPE",
+    "MISSING_TRIALS",
+    "NAME",
+    "PROTOCOLS",
+    "RGB_FPS",
+    "RGB_SHAPE",
+    "SENSOR_CHANNELS",
+    "SENSOR_RATE",
+    "SENSOR_STEPS",
+    "SUBJECTS",
+    "TEST_SUBJECTS",
+    "TRAIN_SUBJECTS",
+    "TRIALS",
+    "VIDEO_MODALITIES",
+    "cache_params",
+    "find_trials",
+    "load",
+    "load_mat",
+    "make_entries",
+    "make_readers",
+    "read_depth",
+    "read_inertial",
+    "read_rgb",
+    "trial_id",
+]
+
+log = logging.getLogger(__name__)
+
+NAME = "UTD-MHAD"
+ACTIONS: tuple[str, ...] = (
+    "right arm swipe to the left",
+    "right arm swipe to the right",
+    "right hand wave",
+    "two hand front clap",
+    "right arm throw",
+    "cross arms in the chest",
+    "basketball shoot",
+    "right hand draw x",
+    "right hand draw circle (clockwise)",
+    "right hand draw circle (counter clockwise)",
+    "draw triangle",
+    "bowling (right hand)",
+    "front boxing",
+    "baseball swing from right",
+    "tennis right hand forehand swing",
+    "arm curl (two arms)",
+    "tennis serve",
+    "two hand push",
+    "right hand knock on door",
+    "right hand catch an object",
+    "right hand pick up and throw",
+    "jogging in place",
+    "walking in place",
+    "sit to stand",
+    "stand to sit",
+    "forward lunge (left foot forward)",
+    "squat (two arms stretch out)",
+)
+"""The official action names, ``a1`` .. ``a27`` in order."""
+CLASSES: tuple[str, ...] = tuple(f"a{i:02d} {a}" for i, a in enumerate(ACTIONS, 1))
+"""Manifest labels: ``"a01 right arm swipe to the left"`` ...; sorted order = official order."""
+SUBJECTS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+TRIALS: tuple[int, ...] = (1, 2, 3, 4)
+MISSING_TRIALS: tuple[str, ...] = ("a8_s1_t4", "a23_s6_t4", "a27_s8_t4")
+"""Trials absent from the official release (27 x 8 x 4 = 864 expected, 861 released)."""
+TRAIN_SUBJECTS: tuple[int, ...] = (1, 3, 5, 7)
+TEST_SUBJECTS: tuple[int, ...] = (2, 4, 6, 8)
+PROTOCOLS: dict[str, dict[str, tuple[int, ...]]] = {
+    "standard": {"train": TRAIN_SUBJECTS, "test": TEST_SUBJECTS},
+    "dev": {"train": (1, 3), "val": (5,), "test": (7,)},
+}
+DEFAULT_PROTOCOL = "standard"
+
+RGB_SHAPE: tuple[int, int] = (480, 640)
+"""Colour frame height, width."""
+RGB_FPS = 30
+DEPTH_SHAPE: tuple[int, int] = (240, 320)
+"""Depth frame height, width."""
+DEPTH_FPS = 30
+"""Nominal; a trial's depth frame count and inertial sample count have no fixed ratio."""
+SENSOR_RATE = 50
+SENSOR_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+"""Accelerometer in g, gyroscope in deg/s."""
+
+VIDEO_MODALITIES: tuple[str, ...] = ("depth", "rgb")
+DEFAULT_VIDEO_MODALITY = "depth"
+CACHE_FRAMES = 32
+CACHE_SIZE = 128
+SENSOR_STEPS = 128
+DEPTH_PERCENTILES: tuple[float, float] = (1.0, 99.0)
+
+_KINDS = {"color": "avi", "depth": "mat", "inertial": "mat", "skeleton": "mat"}
+_FILE_RE = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_(color|depth|inertial|skeleton)\.(avi|mat)$", re.I)
+_VIDEO_KIND = {"depth": "depth", "rgb": "color"}
+_MAX_LISTED = 50  # missing trials named in the warning
+
+
+def trial_id(action: int, subject: int, trial: int) -> str:
+    """The release's trial id, e.g. ``trial_id(8, 1, 4) == "a8_s1_t4"``.
+
+    Example:
+        >>> trial_id(27, 8, 4)
+        'a27_s8_t4'
+    """
+    return f"a{action}_s{subject}_t{trial}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers (top-level functions: picklable for the preparation worker processes)
+# ---------------------------------------------------------------------------------------------
+
+
+def load_mat(path: str | os.PathLike, var: str) -> np.ndarray:
+    """Read one variable of a MATLAB file (v4-v7 with scipy; v7.3/HDF5 with h5py).
+
+    Args:
+        path: The ``.mat`` file.
+        var: Variable name, e.g. ``"d_depth"``.
+
+    Returns:
+        The array, in MATLAB's axis order (HDF5 files are transposed back).
+
+    Raises:
+        DataError: Missing or unreadable file, or no such variable (listing the ones found).
+
+    Example:
+        >>> load_mat("Inertial/a1_s1_t1_inertial.mat", "d_iner").shape  # doctest: +SKIP
+        (160, 6)
+    """
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the dataset root")
+    scipy_error: Exception | None = None
+    try:
+        data = scipy.io.loadmat(str(path), variable_names=[var])
+    except Exception as e:  # v7.3 (HDF5) raises NotImplementedError; corrupt files others
+        data, scipy_error = None, e
+    if data is None:
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise DataError(
+                f"{path}: not a readable MATLAB file ({type(scipy_error).__name__}: "
+                f"{scipy_error}); re-download it"
+            ) from None
+        try:
+            with h5py.File(path, "r") as f:
+                if var not in f:
+                    raise DataError(
+                        f"{path}: no variable {var!r} in this MATLAB v7.3 file "
+                        f"(found {sorted(f.keys())}); is it a UTD-MHAD file?"
+                    )
+                # MATLAB writes column-major: h5py sees the axes reversed.
+                return np.asarray(f[var][()]).T
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(
+                f"{path}: neither scipy nor h5py can read this MATLAB file "
+                f"({type(e).__name__}: {e}); re-download it"
+            ) from None
+    if var not in data:
+        try:
+            found = [name for name, _, _ in scipy.io.whosmat(str(path))]
+        except Exception:  # the listing is only for the message
+            found = []
+        raise DataError(
+            f"{path}: no variable {var!r} (found {found}); is it a UTD-MHAD "
+            f"{path.stem.rsplit('_', 1)[-1]} file?"
+        )
+    return np.asarray(data[var])
+
+
+def _masked_area_resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """Resize ``(T, H, W)`` depth (0 = background) so the shorter side is ``size``.
+
+    Depth and foreground mask are area-averaged separately and divided, so background never
+    blends into foreground depth; a pixel is foreground when at least half its area is.
+    """
+    t, h, w = frames.shape
+    if min(h, w) == size:
+        return frames
+    nh, nw = (size, max(1, round(w * size / h))) if h <= w else (max(1, round(h * size / w)), size)
+    out = np.zeros((t, nh, nw), np.float32)
+    for k in range(t):
+        d = frames[k]
+        m = (d > 0).astype(np.float32)
+        num = cv2.resize(d, (nw, nh), interpolation=cv2.INTER_AREA)
+        den = cv2.resize(m, (nw, nh), interpolation=cv2.INTER_AREA)
+        fg = den >= 0.5
+        out[k][fg] = num[fg] / den[fg]
+    return out
+
+
+def _depth_to_uint8(clip: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Map depth (0 = background) to uint8: background 0, nearer = brighter in 1..255."""
+    fg = clip > 0
+    out = np.zeros(clip.shape, np.uint8)
+    if not fg.any():
+        return out
+    lo, hi = np.percentile(clip[fg], percentiles)
+    hi = max(float(hi), float(lo) + 1.0)
+    v = 1.0 + 254.0 * np.clip((hi - clip[fg]) / (hi - lo), 0.0, 1.0)
+    out[fg] = np.rint(v).astype(np.uint8)
+    return out
+
+
+def read_depth(
+    path: str | os.PathLike,
+    *,
+    num_frames: int = CACHE_FRAMES,
+    size: int = CACHE_SIZE,
+    percentiles: tuple[float, float] = DEPTH_PERCENTILES,
+) -> np.ndarray:
+    """Read a ``_depth.mat`` file into a uint8 ``(num_frames, size, size, 1)`` clip.
+
+    Uniform temporal sampling, masked area resize of the shorter side to ``size``, centre crop,
+    then background 0 and foreground 1..255 (nearer = brighter) between the clip's
+    ``percentiles`` of non-zero depth. See the module docstring.
+
+    Args:
+        path: ``aA_sS_tT_depth.mat`` (variable ``d_depth``, H x W x T).
+        num_frames: Frames to keep.
+        size: Output side.
+        percentiles: Depth percentiles mapped to brightest (255) and darkest (1) foreground.
+
+    Returns:
+        uint8 ``(num_frames, size, size, 1)``.
+
+    Raises:
+        DataError: Unreadable file, wrong shape, or no frames.
+
+    Example:
+        >>> read_depth("Depth/a1_s1_t1_depth.mat").shape  # doctest: +SKIP
+        (32, 128, 128, 1)
+    """
+    d = load_mat(path, "d_depth")
+    if d.ndim == 2:
+        d = d[:, :, None]
+    if d.ndim != 3 or d.shape[2] == 0 or min(d.shape[:2]) < 1:
+        raise DataError(f"{path}: d_depth has shape {d.shape}; expected H x W x T depth frames")
+    if not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
+        raise DataError(f"{path}: d_depth has dtype {d.dtype}; expected uint16 depth")
+    idx = uniform_indices(d.shape[2], num_frames)
+    frames = np.moveaxis(d[:, :, idx], 2, 0).astype(np.float32)
+    frames[~np.isfinite(frames) | (frames < 0)] = 0.0
+    if min(frames.shape[1:]) < size:
+        raise DataError(
+            f"{path}: depth frames {frames.shape[1]}x{frames.shape[2]} are smaller than "
+            f"the cache size {size}"
+        )
+    frames = center_crop(_masked_area_resize(frames, size)[..., None], size)[..., 0]
+    return np.ascontiguousarray(_depth_to_uint8(frames, percentiles)[..., None])
+
+
+def read_rgb(
+    path: str | os.PathLike, *, num_frames: int = CACHE_FRAMES, size: int = CACHE_SIZE
+) -> np.ndarray:
+    """Read a ``_color.avi`` file into a uint8 RGB ``(num_frames, size, size, 3)`` clip.
+
+    Args:
+        path: ``aA_sS_tT_color.avi``.
+        num_frames: Frames to keep (uniform temporal sampling).
+        size: Output side (shorter-side resize, then centre crop).
+
+    Returns:
+        uint8 ``(num_frames, size, size, 3)``.
+
+    Raises:
+        DataError: Missing or undecodable video.
+
+    Example:
+        >>> read_rgb("RGB/a1_s1_t1_color.avi").shape  # doctest: +SKIP
+        (32, 128, 128, 3)
+    """
+    clip = read_video(path, num_frames=num_frames, size=size)
+    return np.ascontiguousarray(center_crop(clip, size))
+
+
+def read_inertial(path: str | os.PathLike, *, steps: int = SENSOR_STEPS) -> np.ndarray:
+    """Read an ``_inertial.mat`` file into float32 ``(steps, 6)``, resampled by normalised time.
+
+    Args:
+        path: ``aA_sS_tT_inertial.mat`` (variable ``d_iner``, N x 6).
+        steps: Output length (anti-aliased :func:`~vsfusion.data.sensor.resample`).
+
+    Returns:
+        float32 ``(steps, 6)``: acc x, y, z (g), gyro x, y, z (deg/s).
+
+    Raises:
+        DataError: Unreadable file, not N x 6, or NaN/inf values (naming the rows).
+
+    Example:
+        >>> read_inertial("Inertial/a1_s1_t1_inertial.mat").shape  # doctest: +SKIP
+        (128, 6)
+    """
+    x = validate_sensor(load_mat(path, "d_iner"), path)
+    if x.shape[1] != len(SENSOR_CHANNELS):
+        raise DataError(
+            f"{path}: d_iner has shape {x.shape}; expected N x {len(SENSOR_CHANNELS)} "
+            "(acc xyz, gyro xyz)"
+        )
+    return resample(x, steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery, entries, protocol
+# ---------------------------------------------------------------------------------------------
+
+
+def find_trials(root: str | os.PathLike) -> dict[tuple[int, int, int], dict[str, Path]]:
+    """Find the release's files under ``root`` (recursively, any folder names, any case).
+
+    Args:
+        root: Dataset folder.
+
+    Returns:
+        ``{(action, subject, trial): {"color" | "depth" | "inertial" | "skeleton": path}}``,
+        sorted by action, subject, trial.
+
+    Raises:
+        DataError: ``root`` is not a folder.
+
+    Example:
+        >>> find_trials("/data/UTD-MHAD")[(1, 1, 1)]["depth"]  # doctest: +SKIP
+        PosixPath('/data/UTD-MHAD/Depth/a1_s1_t1_depth.mat')
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: dataset folder not found; download UTD-MHAD and pass the folder holding "
+            "Depth/ and Inertial/ (see vsfusion.data.utd_mhad)"
+        )
+    found: dict[tuple[int, int, int], dict[str, Path]] = {}
+    dupes: list[str] = []
+    ignored: list[str] = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            m = _FILE_RE.match(f)
+            if not m:
+                continue
+            a, s, t = (int(g) for g in m.groups()[:3])
+            kind, ext = m.group(4).lower(), m.group(5).lower()
+            if _KINDS[kind] != ext or not (
+                1 <= a <= len(ACTIONS) and s in SUBJECTS and t in TRIALS
+            ):
+                ignored.append(f)
+                continue
+            slot = found.setdefault((a, s, t), {})
+            if kind in slot:
+                dupes.append(str(Path(dirpath) / f))
+                continue
+            slot[kind] = Path(dirpath) / f
+    if ignored:
+        log.warning(
+            "%s: ignored %d file(s) with out-of-range action/subject/trial or extension: %s",
+            root,
+            len(ignored),
+            ", ".join(ignored[:10]),
+        )
+    if dupes:
+        log.warning(
+            "%s: %d duplicate trial file(s), the first found is used; ignored: %s",
+            root,
+            len(dupes),
+            ", ".join(dupes[:10]),
+        )
+    return dict(sorted(found.items()))
+
+
+def _subject_list(subjects: Iterable[int]) -> str:
+    return ",".join(str(s) for s in subjects)
+
+
+def make_entries(
+    root: str | os.PathLike,
+    video_modality: str = DEFAULT_VIDEO_MODALITY,
+    trials: dict[tuple[int, int, int], dict[str, Path]] | None = None,
+) -> list[Entry]:
+    """Cache entries for every trial with both its video file and its inertial file.
+
+    Trials expected for the subjects present but missing (entirely or one of the two files) are
+    listed in one warning; the three trials absent from the official release are marked so.
+
+    Args:
+        root: Dataset folder.
+        video_modality: ``"depth"`` or ``"rgb"``.
+        trials: Output of :func:`find_trials` (found again when omitted).
+
+    Returns:
+        Entries with id ``aA_sS_tT``, label from :data:`CLASSES`, subject ``"S"``, split ``""``
+        and sources ``{"video": path, "sensor": path}``.
+
+    Raises:
+        DataError: Unknown modality, or no usable trial under ``root``.
+
+    Example:
+        >>> [e.id for e in make_entries("/data/UTD-MHAD")][:2]  # doctest: +SKIP
+        ['a1_s1_t1', 'a1_s1_t2']
+    """
+    if video_modality not in VIDEO_MODALITIES:
+        raise DataError(
+            f"unknown UTD-MHAD video modality {video_modality!r}; use one of {VIDEO_MODALITIES}"
+        )
+    root = Path(root)
+    trials = find_trials(root) if trials is None else trials
+    vkind = _VIDEO_KIND[video_modality]
+    if not any(vkind in f for f in trials.values()):
+        other = next(
+            (m for m, k in _VIDEO_KIND.items() if any(k in f for f in trials.values())), None
+        )
+        hint = f"; use --video-modality {other}" if other and other != video_modality else ""
+        raise DataError(
+            f"{root}: no UTD-MHAD {video_modality} files (aA_sS_tT_{vkind}.{_KINDS[vkind]}) "
+            f"found{hint}; download them from the UTD-MHAD page and unzip them under {root}"
+        )
+    if not any("inertial" in f for f in trials.values()):
+        raise DataError(
+            f"{root}: no UTD-MHAD inertial files (aA_sS_tT_inertial.mat) found; download "
+            f"Inertial.zip from the UTD-MHAD page and unzip it under {root}"
+        )
+    used = [k for k, f in trials.items() if vkind in f or "inertial" in f]
+    subjects = sorted({s for _, s, _ in used})
+    actions = sorted({a for a, _, _ in used})
+    absent_actions = [a for a in range(1, len(ACTIONS) + 1) if a not in actions]
+    entries: list[Entry] = []
+    missing: list[str] = []
+    for a in actions:
+        for s in subjects:
+            for t in TRIALS:
+                tid = trial_id(a, s, t)
+                files = trials.get((a, s, t), {})
+                lacks = [k for k in (vkind, "inertial") if k not in files]
+                if lacks:
+                    if tid in MISSING_TRIALS:
+                        missing.append(f"{tid} (absent from the official release)")
+                    elif len(lacks) == 2:
+                        missing.append(tid)
+                    else:
+                        missing.append(f"{tid} (no {lacks[0]} file)")
+                    continue
+                entries.append(
+                    Entry(
+                        id=tid,
+                        label=CLASSES[a - 1],
+                        subject=str(s),
+                        split="",
+                        sources={"video": str(files[vkind]), "sensor": str(files["inertial"])},
+                    )
+                )
+    if missing or absent_actions:
+        more = len(missing) - _MAX_LISTED
+        listed = ", ".join(missing[:_MAX_LISTED]) + (f", ... and {more} more" if more > 0 else "")
+        log.warning(
+            "%s: %d trial(s) of subjects %s missing, skipped%s%s",
+            root,
+            len(missing),
+            _subject_list(subjects),
+            f": {listed}" if missing else "",
+            f"; no file at all for action(s) {', '.join(f'a{a}' for a in absent_actions)}"
+            if absent_actions
+            else "",
+        )
+    if not entries:
+        raise DataError(
+            f"{root}: no trial has both its {vkind} and inertial file; check the download"
+        )
+    return entries
+
+
+def cache_params(video_modality: str = DEFAULT_VIDEO_MODALITY) -> dict[str, Any]:
+    """The preprocessing parameters that name the cache (:func:`~vsfusion.data.cache.cache_key`).
+
+    Example:
+        >>> cache_params("depth")["frames"]
+        32
+    """
+    params: dict[str, Any] = {
+        "dataset": NAME,
+        "video_modality": video_modality,
+        "frames": CACHE_FRAMES,
+        "size": CACHE_SIZE,
+        "sensor_steps": SENSOR_STEPS,
+    }
+    if video_modality == "depth":
+        params["depth_percentiles"] = list(DEPTH_PERCENTILES)
+        params["depth_resize"] = "masked_area"
+    return params
+
+
+def make_readers(video_modality: str = DEFAULT_VIDEO_MODALITY) -> dict[str, Any]:
+    """The picklable readers for :func:`~vsfusion.data.cache.build_cache`.
+
+    Example:
+        >>> sorted(make_readers("depth"))
+        ['sensor', 'video']
+    """
+    if video_modality == "depth":
+        video = functools.partial(
+            read_depth, num_frames=CACHE_FRAMES, size=CACHE_SIZE, percentiles=DEPTH_PERCENTILES
+        )
+    elif video_modality == "rgb":
+        video = functools.partial(read_rgb, num_frames=CACHE_FRAMES, size=CACHE_SIZE)
+    else:
+        raise DataError(
+            f"unknown UTD-MHAD video modality {video_modality!r}; use one of {VIDEO_MODALITIES}"
+        )
+    return {"video": video, "sensor": functools.partial(read_inertial, steps=SENSOR_STEPS)}
+
+
+def _check_protocol(protocol: str, root: Path, present: set[str]) -> dict[str, tuple[int, ...]]:
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown UTD-MHAD protocol {protocol!r}; use one of {sorted(PROTOCOLS)}")
+    spec = PROTOCOLS[protocol]
+    for part in ("train", "val", "test"):
+        subs = spec.get(part, ())
+        if subs and not present & {str(s) for s in subs}:
+            if protocol == "standard" and part == "test":
+                raise DataError(
+                    f"subjects {_subject_list(subs)} not found under {root}; use --protocol dev "
+                    f"to evaluate on subjects {_subject_list(TRAIN_SUBJECTS)}"
+                )
+            raise DataError(
+                f"{part} subjects {_subject_list(subs)} of protocol {protocol!r} not found under "
+                f"{root} (found subjects {', '.join(sorted(present, key=int))})"
+            )
+    absent = sorted({str(s) for p in spec.values() for s in p} - present, key=int)
+    if absent:
+        log.warning("%s: subjects %s of protocol %r have no files", root, absent, protocol)
+    return spec
+
+
+def load(
+    root: str | os.PathLike,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.25,
+    cache_dir: str | os.PathLike = "cache/UTD-MHAD",
+    video_modality: str | None = None,
+    protocol: str | None = None,
+    workers: int = 2,
+) -> Manifest:
+    """Find the trials, prepare the cache (first run only) and return the validated manifest.
+
+    Args:
+        root: Folder holding the release's files (see the module docstring).
+        seed: Seed of the validation-subject choice (``"standard"`` protocol).
+        val_fraction: Fraction of training samples moved, as whole subjects, to "val"
+            (``"standard"`` protocol; 0 for none). ``"dev"`` has a fixed validation subject.
+        cache_dir: Cache parent; arrays go to ``<cache_dir>/<cache_key(...)>/``.
+        video_modality: ``"depth"`` (default) or ``"rgb"``.
+        protocol: ``"standard"`` (default) or ``"dev"``.
+        workers: Preparation processes (``<= 1``: in this process).
+
+    Returns:
+        The manifest (name ``"UTD-MHAD"``), video ``(32, 128, 128, 1)`` uint8 for depth
+        (``(..., 3)`` for rgb) and sensor ``(128, 6)`` float32 per sample.
+
+    Raises:
+        DataError: Missing folder or files, a protocol's subjects absent (the standard test
+            subjects 2, 4, 6, 8 are not in a training-half download: use ``protocol="dev"``).
+
+    Example:
+        >>> m = load("/data/UTD-MHAD", protocol="dev", workers=2)  # doctest: +SKIP
+        >>> sorted(set(m.split("test")["subject"]))  # doctest: +SKIP
+        ['7']
+    """
+    video_modality = video_modality or DEFAULT_VIDEO_MODALITY
+    protocol = protocol or DEFAULT_PROTOCOL
+    if video_modality not in VIDEO_MODALITIES:
+        raise DataError(
+            f"unknown UTD-MHAD video modality {video_modality!r}; use one of {VIDEO_MODALITIES}"
+        )
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown UTD-MHAD protocol {protocol!r}; use one of {sorted(PROTOCOLS)}")
+    root = Path(root)
+    entries = make_entries(root, video_modality)
+    spec = _check_protocol(protocol, root, {e.subject for e in entries})
+    wanted = {str(s) for subs in spec.values() for s in subs}
+    entries = [e for e in entries if e.subject in wanted]
+
+    cache_root = Path(cache_dir) / cache_key(**cache_params(video_modality))
+    df = build_cache(
+        entries,
+        cache_root,
+        make_readers(video_modality),
+        workers=workers,
+        desc=f"{NAME} {video_modality}+inertial",
+    )
+    if df.empty:
+        raise DataError(f"{root}: every UTD-MHAD trial failed to read; see the warning above")
+    df = subject_split(df, spec["train"], spec["test"], spec.get("val"))
+    if protocol == "standard" and val_fraction:
+        df = carve_validation(df, val_fraction, seed)
+    classes = sorted(set(df.loc[df["split"] == "train", "label"]))
+    cols = ["id", "label", "subject", "split", "video", "sensor"]
+    manifest = Manifest(samples=pd.DataFrame(df[cols]), classes=classes, name=NAME, root=root)
+    manifest.validate()
+    log.info("%s: %s", NAME, manifest.summary())
+    return manifest
