@@ -58,6 +58,10 @@ class StageConfig:
         None, "video stream of datasets with several (UTD-MHAD: rgb or depth)"
     )
     protocol: str | None = _f(None, "evaluation protocol of the dataset; default: its standard one")
+    subject_pattern: str | None = _f(
+        None,
+        "folder dataset: regex with a (?P<subject>...) group on file names; default: prefix before '_'",
+    )
     prep_workers: int = _f(2, "worker processes for dataset preparation (decoding, resampling)")
     checkpoints: str = _f("checkpoints", "output root; runs go to <checkpoints>/<dataset>/<stage>/")
     run_name: str | None = _f(None, "run directory name; default <time>_seed<seed>")

@@ -164,11 +164,16 @@ def load_manifest(cfg: StageConfig) -> Manifest:
         "cache_dir": cfg.cache_dir or str(Path("cache") / cfg.dataset),
         "video_modality": cfg.video_modality,
         "protocol": cfg.protocol,
+        "subject_pattern": cfg.subject_pattern,
         "workers": cfg.prep_workers,
     }
     accepted = inspect.signature(DATASETS[cfg.dataset]).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    unused = [k for k in ("video_modality", "protocol") if options[k] is not None and k not in accepted]
+    unused = [
+        k
+        for k in ("video_modality", "protocol", "subject_pattern")
+        if options[k] is not None and k not in accepted
+    ]
     if unused and not takes_all:
         raise StageError(f"dataset {cfg.dataset} has no option {unused[0]}; drop --{unused[0]}")
     options = {k: v for k, v in options.items() if v is not None and (takes_all or k in accepted)}
