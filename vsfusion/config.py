@@ -122,7 +122,7 @@ class GeneratorConfig(StageConfig):
     trunk: str = _f(
         "shared",
         "generator trunk: shared (frozen video trunk, one I3D pass at test), "
-        "finetune (copy of the video trunk, trained), scratch (new I3D, --pretrain optional)",
+        "finetune (copy of the video trunk, trained; use --lr 1e-4), scratch (new I3D, --pretrain optional)",
         choices=("shared", "finetune", "scratch"),
     )
     pretrain: str | None = _f(None, "I3D weights .h5 for --trunk scratch, or none")

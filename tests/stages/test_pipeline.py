@@ -194,3 +194,28 @@ def test_reproduce_rejects_unknown_stage(tiny_dataset, tmp_path, capsys):
         ]
     )
     assert code == 2 and "unknown stages" in capsys.readouterr().err
+
+
+def test_generator_with_finetuned_trunk_trains_its_own_trunk(pipeline, tiny_dataset, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from vsfusion.models import split_classifier
+    from vsfusion.stages.common import load_model
+
+    ck = tmp_path / "ck"
+    for stage in ("sensor", "video"):
+        shutil.copytree(pipeline[0] / stage, ck / "VSL" / stage)
+    args = [*common(tiny_dataset, ck), "--trunk", "finetune", "--epoch", "1", "--batch_size", "4"]
+    assert training_generator.main([*args, "--run_name", "gft", "--hidden", "16"]) == 0
+    run = ck / "VSL" / "generator" / "gft"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["trunk"] == "finetune" and metrics["epochs_run"] == 1
+    trunk = load_model(run / "generator_trunk.keras")
+    source, _ = split_classifier(load_model(ck / "VSL" / "video" / "v" / "best.keras"))
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(trunk.get_weights(), source.get_weights(), strict=True)
+    ]
+    assert any(changed)  # started from the video trunk, then trained on the generator objective

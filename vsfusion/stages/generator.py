@@ -49,6 +49,11 @@ __all__ = ["run_generator", "paired_rows", "TargetLoader"]
 
 logger = logging.getLogger(__name__)
 FEATURE_VIEWS = 4  # augmented views per training clip when the trunk is shared and frozen
+# Epoch selection: validation accuracy of the frozen sensor head on generated embeddings, the
+# quality of the stream that gets fused. (The total loss mixes scales: the norm term is in squared
+# embedding-norm units and would dominate the choice.)
+MONITOR = "val_probs_accuracy"
+GENERATOR_TRUNK = "generator_i3d"
 
 
 def paired_rows(manifest: Manifest, split: str) -> Any:
@@ -147,36 +152,48 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         y_train = {k: np.concatenate([v] * FEATURE_VIEWS) for k, v in targets["train"].items()}
         val_loader = make_loader(rows["val"], manifest, "video", cfg, train=False, **video_kw)
         x_val = {"video_embedding": np.asarray(predict_arrays(video_trunk, val_loader))}
-        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=losses, loss_weights=weights)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.lr),
+            loss=losses,
+            loss_weights=weights,
+            metrics={"probs": ["accuracy"]},
+        )
         selection = fit_with_selection(
             model,
             x_train,
             (x_val, targets["val"]),
             cfg,
             run,
-            monitor="val_loss",
-            mode="min",
+            monitor=MONITOR,
+            mode="max",
             y=y_train,
             batch_size=cfg.batch_size,
             shuffle=True,
         )
         trunk_for_inference = video_trunk
     else:
+        # The generator's own I3D gets its own name so it can sit beside the video trunk in the
+        # fused model.
         if cfg.trunk == "finetune":
             assert video_run is not None
             source, _ = split_classifier(load_model(video_run / "best.keras"))
-            trunk = keras.models.clone_model(source)
+            trunk = build_i3d(tuple(source.inputs[0].shape[1:]), name=GENERATOR_TRUNK)
             trunk.set_weights(source.get_weights())
         else:
             probe = make_loader(rows["val"], manifest, "video", cfg, train=False, **video_kw)
             channels = int(probe[0][0]["video"].shape[-1])
-            trunk = build_i3d((num_frames, crop_size, crop_size, channels))
+            trunk = build_i3d((num_frames, crop_size, crop_size, channels), name=GENERATOR_TRUNK)
             if cfg.pretrain:
                 load_i3d_weights(trunk, cfg.pretrain)
         h_dim = int(trunk.outputs[0].shape[-1])
         head = build_generator_head(h_dim, embed_dim, hidden=cfg.hidden, dropout=cfg.dropout)
         model = build_generator_training_model(trunk, head, sensor_head, train_trunk=True)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=losses, loss_weights=weights)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.lr),
+            loss=losses,
+            loss_weights=weights,
+            metrics={"probs": ["accuracy"]},
+        )
         train = TargetLoader(
             make_loader(rows["train"], manifest, "video", cfg, train=True, **video_kw),
             targets["train"],
@@ -185,7 +202,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
             make_loader(rows["val"], manifest, "video", cfg, train=False, **video_kw),
             targets["val"],
         )
-        selection = fit_with_selection(model, train, val, cfg, run, monitor="val_loss", mode="min")
+        selection = fit_with_selection(model, train, val, cfg, run, monitor=MONITOR, mode="max")
         trunk_for_inference = trunk
 
     inference = build_generated_sensor_model(trunk_for_inference, head, sensor_head)

@@ -46,12 +46,28 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "sensor": {"epoch": 150, "patience": 30, "batch_size": 16, "lr": 1e-3},
         "video": {"epoch": 60, "patience": 15, "batch_size": 8, "lr": 1e-3},
-        "generator": {"epoch": 200, "patience": 40, "batch_size": 32, "lr": 1e-3},
+        # the generator's own I3D, started from the video trunk; it needs the lower learning rate
+        "generator": {
+            "trunk": "finetune",
+            "epoch": 60,
+            "patience": 15,
+            "batch_size": 8,
+            "lr": 1e-4,
+        },
         "fusion": {"mlp_epochs": 400},
     },
 }
+# Per dataset: clip sizes (caches hold 32 frames at 128 px; the loader samples and crops from them)
+# under "<stage>", and overrides for one preset only under "<stage>@<preset>".
 DATASET_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {"video": {"num_frames": 16, "crop_size": 56}},
+    "demo": {
+        "video": {"num_frames": 16, "crop_size": 56},
+        "video@fast": {"epoch": 30, "patience": 10},  # ~9 s per epoch on 2 cores
+    },
+    "UTD-MHAD": {"video": {"num_frames": 16, "crop_size": 96}},
+    "MHAD": {"video": {"num_frames": 16, "crop_size": 96}},
+    "VSL": {"video": {"num_frames": 16, "crop_size": 112}},
+    "folder": {"video": {"num_frames": 16, "crop_size": 112}},
 }
 _CLASSES: dict[str, type[StageConfig]] = {
     "sensor": SensorConfig,
@@ -75,6 +91,11 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
     shared = {
         "dataset": cfg.dataset,
         "data_root": cfg.data_root,
+        "cache_dir": cfg.cache_dir,
+        "video_modality": cfg.video_modality,
+        "protocol": cfg.protocol,
+        "subject_pattern": cfg.subject_pattern,
+        "prep_workers": cfg.prep_workers,
         "checkpoints": str(Path(cfg.out) / "checkpoints"),
         "run_name": f"seed{cfg.seed}",
         "seed": cfg.seed,
@@ -87,6 +108,7 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
         values = {
             **PRESETS[cfg.preset].get(stage, {}),
             **DATASET_PRESETS.get(cfg.dataset, {}).get(stage, {}),
+            **DATASET_PRESETS.get(cfg.dataset, {}).get(f"{stage}@{cfg.preset}", {}),
             **shared,
         }
         if stage == "video":
