@@ -15,20 +15,11 @@ import train_sensor  # noqa: E402
 import train_video  # noqa: E402
 import training_generator  # noqa: E402
 import valid_generator  # noqa: E402
+from vsfusion.evaluation import report  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-STREAMS = {
-    "video",
-    "sensor",
-    "generated_sensor",
-    "fusion_sum",
-    "fusion_weighted",
-    "fusion_product",
-    "fusion_max",
-    "fusion_learned",
-    "oracle_fusion",
-}
+STREAMS = set(report.STREAMS)  # the key list itself is checked literally in test_report.py
 
 
 def common(data: Path, ck: Path) -> list[str]:

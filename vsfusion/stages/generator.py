@@ -98,6 +98,18 @@ def _targets(sensor_trunk: keras.Model, loader: ClipLoader) -> dict[str, np.ndar
     }
 
 
+def _compile(model: keras.Model, cfg: GeneratorConfig) -> None:
+    """The generator objective with the configured weights, and the metric epochs are selected on."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.lr),
+        loss=generator_losses(huber_delta=cfg.huber_delta),
+        loss_weights=generator_loss_weights(
+            huber=cfg.huber_weight, norm=cfg.norm_weight, ce=cfg.ce_weight
+        ),
+        metrics={"probs": ["accuracy"]},
+    )
+
+
 def _identity_trunk(dim: int) -> keras.Model:
     inp = keras.Input((dim,), name="video_embedding")
     return keras.Model(inp, keras.layers.Identity(name="embedding")(inp), name="precomputed_trunk")
@@ -130,8 +142,6 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
     video_kw = {"num_frames": num_frames, "crop_size": crop_size, "flip": False}
     run = RunDir.create(cfg)
     sensor_head.trainable = False
-    losses = generator_losses(huber_delta=cfg.huber_delta)
-    weights = generator_loss_weights(huber=cfg.huber_weight, norm=cfg.norm_weight, ce=cfg.ce_weight)
 
     if cfg.trunk == "shared":
         assert video_run is not None
@@ -152,12 +162,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         y_train = {k: np.concatenate([v] * FEATURE_VIEWS) for k, v in targets["train"].items()}
         val_loader = make_loader(rows["val"], manifest, "video", cfg, train=False, **video_kw)
         x_val = {"video_embedding": np.asarray(predict_arrays(video_trunk, val_loader))}
-        model.compile(
-            optimizer=keras.optimizers.Adam(cfg.lr),
-            loss=losses,
-            loss_weights=weights,
-            metrics={"probs": ["accuracy"]},
-        )
+        _compile(model, cfg)
         selection = fit_with_selection(
             model,
             x_train,
@@ -188,12 +193,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         h_dim = int(trunk.outputs[0].shape[-1])
         head = build_generator_head(h_dim, embed_dim, hidden=cfg.hidden, dropout=cfg.dropout)
         model = build_generator_training_model(trunk, head, sensor_head, train_trunk=True)
-        model.compile(
-            optimizer=keras.optimizers.Adam(cfg.lr),
-            loss=losses,
-            loss_weights=weights,
-            metrics={"probs": ["accuracy"]},
-        )
+        _compile(model, cfg)
         train = TargetLoader(
             make_loader(rows["train"], manifest, "video", cfg, train=True, **video_kw),
             targets["train"],
