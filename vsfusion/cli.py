@@ -24,13 +24,14 @@ def run_cli(cls: type[C], stage: Callable[[C], Any], argv: list[str] | None = No
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cfg = parse_config(cls, argv)
     from vsfusion.data import DataError
-    from vsfusion.stages.common import StageError, setup_logging
+    from vsfusion.stages.common import RunDir, StageError, setup_logging
 
     setup_logging(cfg.verbose)
     try:
         stage(cfg)
     except (DataError, StageError, FileNotFoundError) as exc:
         logging.getLogger("vsfusion").debug("stage failed", exc_info=True)
+        RunDir.discard_incomplete()  # no half-written run directory stays behind
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

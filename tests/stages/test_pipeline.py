@@ -210,3 +210,59 @@ def test_generator_with_finetuned_trunk_trains_its_own_trunk(pipeline, tiny_data
         for a, b in zip(trunk.get_weights(), source.get_weights(), strict=True)
     ]
     assert any(changed)  # started from the video trunk, then trained on the generator objective
+
+
+def _corrupt(kind: str, root: Path) -> list[str]:
+    """Break a copy of the tiny dataset in one way; return the stage flags that reach the fault."""
+    import numpy as np
+    import pandas as pd
+
+    train = pd.read_csv(root / "train.csv")
+    if kind == "nan_sensor":
+        path = root / "sensor" / train["file"].iloc[0]
+        arr = np.load(path)
+        arr[3:6, 1] = np.nan
+        np.save(path, arr)
+        return ["sensor"]
+    if kind == "wrong_shape":  # a training clip that is 3-D: found only while training
+        np.save(root / "video" / train["file"].iloc[-1], np.zeros((10, 36, 36), np.uint8))
+        return ["video"]
+    if kind == "label_only_in_test":
+        test = pd.read_csv(root / "test.csv")
+        test.loc[0, "label"] = "jump"
+        test.to_csv(root / "test.csv", index=False)
+        return ["sensor"]
+    if kind == "empty_split":
+        pd.read_csv(root / "test.csv").iloc[:0].to_csv(root / "test.csv", index=False)
+        return ["sensor"]
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("nan_sensor", "NaN"),
+        ("wrong_shape", "(10, 36, 36)"),
+        ("label_only_in_test", "'jump'"),
+        ("empty_split", "split 'test' is empty"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_leaves_no_run(
+    kind, message, tiny_dataset, tmp_path, capsys
+):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    (stage,) = _corrupt(kind, root)
+    ck = tmp_path / "ck"
+    argv = [*common(root, ck), "--epoch", "1", "--batch_size", "4"]
+    if stage == "sensor":
+        code = train_sensor.main([*argv, "--depth", "3", "--filters", "8"])
+    else:
+        code = train_video.main([*argv, "--num_frames", "8", "--crop_size", "32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: ") and message in err[0]
+    stage_dir = ck / "VSL" / stage
+    assert not stage_dir.exists() or not any(stage_dir.iterdir())  # no (hidden) partial run

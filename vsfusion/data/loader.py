@@ -117,6 +117,7 @@ class ClipLoader(keras.utils.PyDataset):
                 )
             labels[k] = index[label]
         self.samples = samples
+        self.last_error: DataError | None = None
         self._labels = labels
         self._paths = {m: samples[m].astype(str).tolist() for m in self.modalities}
         self.batch_size = int(batch_size)
@@ -218,6 +219,15 @@ class ClipLoader(keras.utils.PyDataset):
         return np.stack(items)
 
     def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        try:
+            return self._batch(i)
+        except DataError as exc:
+            # Keras backends may wrap errors raised inside fit() (TensorFlow turns them into an
+            # InvalidArgumentError); keep the original so callers can report it in one line.
+            self.last_error = exc
+            raise
+
+    def _batch(self, i: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if i < 0:
             i += len(self)
         if not 0 <= i < len(self):

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -84,31 +85,38 @@ def git_revision() -> str:
 
 
 class RunDir:
-    """One stage run's output folder.
+    """One stage run's output folder, built in a hidden ``.<name>.incomplete`` folder and renamed to
+    ``<name>`` by :meth:`finish`, so a failed or killed run never looks like a finished one.
 
     Example:
         >>> run = RunDir.create(cfg)            # doctest: +SKIP
-        >>> run.write_json("metrics.json", {"val_accuracy": 0.9})  # doctest: +SKIP
+        >>> run.write_json("extra.json", {"note": 1})  # doctest: +SKIP
+        >>> run.finish({"val_accuracy": 0.9})   # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, cfg: StageConfig):
+    _open: list[RunDir] = []  # created and not finished; discard_incomplete() removes them
+
+    def __init__(self, path: Path, final: Path, cfg: StageConfig):
         self.path = path
+        self.final = final
         self.cfg = cfg
         self.started = time.time()
 
     @classmethod
     def create(cls, cfg: StageConfig) -> RunDir:
         name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S") + f"_seed{cfg.seed}"
-        path = Path(cfg.checkpoints) / cfg.dataset / cfg.stage / name
-        if (path / "metrics.json").exists():
-            raise StageError(
-                f"{path} already holds a finished run; choose another --run_name or remove it"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        run = cls(path, cfg)
+        final = Path(cfg.checkpoints) / cfg.dataset / cfg.stage / name
+        if final.exists():
+            raise StageError(f"{final} already exists; choose another --run_name or remove it")
+        path = final.parent / f".{name}.incomplete"
+        if path.exists():  # left by a killed run
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        run = cls(path, final, cfg)
+        cls._open.append(run)
         atomic_write_text(path / "config.yaml", config_to_yaml(cfg))
         run.write_json("run.json", run._info())
-        logger.info("run directory %s", path)
+        logger.info("run directory %s", final)
         return run
 
     def _info(self, **extra: Any) -> dict[str, Any]:
@@ -129,11 +137,23 @@ class RunDir:
         return path
 
     def finish(self, metrics: dict[str, Any]) -> None:
-        """Write metrics.json and the final run.json, and point ``latest`` at this run."""
+        """Write metrics.json and the final run.json, move the run to its final name and point
+        ``latest`` at it."""
         seconds = round(time.time() - self.started, 1)
         self.write_json("run.json", self._info(seconds=seconds, peak_rss_mb=peak_rss_mb()))
         self.write_json("metrics.json", {**metrics, "seconds": seconds})
-        atomic_write_text(self.path.parent / "latest", self.path.name + "\n")
+        os.replace(self.path, self.final)
+        self.path = self.final
+        RunDir._open.remove(self)
+        atomic_write_text(self.final.parent / "latest", self.final.name + "\n")
+
+    @classmethod
+    def discard_incomplete(cls) -> None:
+        """Remove the folders of runs that were created but did not finish (after an error)."""
+        while cls._open:
+            run = cls._open.pop()
+            shutil.rmtree(run.path, ignore_errors=True)
+            logger.info("removed incomplete run %s", run.path)
 
 
 def _json_default(obj: Any) -> Any:
@@ -236,6 +256,15 @@ class BestOnValidation(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
+def _loader_error(data: Any) -> DataError | None:
+    """The DataError a loader (or a loader wrapped in ``.loader``) raised, if any."""
+    for obj in (data, getattr(data, "loader", None)):
+        error = getattr(obj, "last_error", None)
+        if isinstance(error, DataError):
+            return error
+    return None
+
+
 def fit_with_selection(
     model: keras.Model,
     train: Any,
@@ -252,14 +281,20 @@ def fit_with_selection(
     The test split is never seen here. Returns ``{"best_epoch", monitor, "epochs_run"}``.
     """
     best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
-    model.fit(
-        train,
-        validation_data=val,
-        epochs=cfg.epoch,
-        callbacks=[best],
-        verbose=cfg.verbose,
-        **fit_kwargs,
-    )
+    try:
+        model.fit(
+            train,
+            validation_data=val,
+            epochs=cfg.epoch,
+            callbacks=[best],
+            verbose=cfg.verbose,
+            **fit_kwargs,
+        )
+    except Exception:
+        data_error = _loader_error(train) or _loader_error(val)
+        if data_error is not None:  # the backend wrapped it: report the loader's own message
+            raise data_error from None
+        raise
     if run is not None and best.history:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(best.history[0]))
