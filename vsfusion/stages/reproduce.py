@@ -25,7 +25,7 @@ from vsfusion.config import (
     config_to_yaml,
 )
 from vsfusion.evaluation.report import build_results, write_results
-from vsfusion.stages.common import StageError, load_manifest
+from vsfusion.stages.common import StageError
 
 __all__ = ["PRESETS", "STAGE_ORDER", "run_reproduce", "stage_configs"]
 
@@ -182,22 +182,23 @@ def _collect(
         run = runs.get(stage) or _finished(configs[stage])
         if run is not None:
             return json.loads((run / "results.json").read_text())
-    manifest = load_manifest(configs["sensor"])
-    counts = {s: int((manifest.samples["split"] == s).sum()) for s in ("train", "val", "test")}
     accuracy: dict[str, float | None] = {}
     macro_f1: dict[str, float | None] = {}
+    metrics: dict[str, Any] = {}
     for stage in ("video", "sensor"):
         run = runs.get(stage) or _finished(configs[stage])
         if run is None:
             continue
-        test = json.loads((run / "metrics.json").read_text()).get("test")
-        if test:
-            accuracy[stage], macro_f1[stage] = test["top1"], test["macro_f1"]
+        metrics = json.loads((run / "metrics.json").read_text())
+        if metrics.get("test"):
+            accuracy[stage], macro_f1[stage] = metrics["test"]["top1"], metrics["test"]["macro_f1"]
+    if not metrics:
+        raise StageError(f"no finished stage under {Path(cfg.out) / 'checkpoints'}; run a stage first")
     return build_results(
-        dataset=manifest.name,
-        n_train=counts["train"],
-        n_val=counts["val"],
-        n_test=counts["test"],
+        dataset=cfg.dataset,
+        n_train=metrics["n_train"],
+        n_val=metrics["n_val"],
+        n_test=metrics["n_test"],
         seed=cfg.seed,
         accuracy=accuracy,
         macro_f1=macro_f1,
