@@ -193,7 +193,9 @@ def _collect(
         if metrics.get("test"):
             accuracy[stage], macro_f1[stage] = metrics["test"]["top1"], metrics["test"]["macro_f1"]
     if not metrics:
-        raise StageError(f"no finished stage under {Path(cfg.out) / 'checkpoints'}; run a stage first")
+        raise StageError(
+            f"no finished stage under {Path(cfg.out) / 'checkpoints'}; run a stage first"
+        )
     return build_results(
         dataset=cfg.dataset,
         n_train=metrics["n_train"],
