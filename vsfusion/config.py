@@ -40,8 +40,6 @@ C = TypeVar("C", bound="StageConfig")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -208,8 +206,7 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
     for f in dataclasses.fields(cls):
         tp, optional = _base_type(hints[f.name])
         meta = f.metadata
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{meta.get('help', '')} (default: {default})"
+        help_text = f"{meta.get('help', '')} (default: {f.default})"
         flags = [f"--{f.name}"]
         if "_" in f.name:  # --video-modality works as well as --video_modality
             flags.append(f"--{f.name.replace('_', '-')}")

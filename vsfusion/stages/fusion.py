@@ -11,8 +11,8 @@ With a shared trunk the deployable ``fused.keras`` costs one I3D pass for both s
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
     gen_run = resolve_run(cfg.model_path, cfg, "generator")
-    gen_info = _read_json(gen_run / "metrics.json")
+    gen_info = json.loads((gen_run / "metrics.json").read_text())
     sensor_run = Path(gen_info["sensor_run"])
     video_run = Path(gen_info["video_run"]) if gen_info.get("video_run") else None
     if video_run is None:
@@ -223,10 +223,7 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
     )
     write_results(run.path, results)
     if cfg.out:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        for name in ("results.json", "results.md"):
-            shutil.copyfile(run.path / name, Path(cfg.out) / f".{name}.tmp")
-            (Path(cfg.out) / f".{name}.tmp").replace(Path(cfg.out) / name)
+        write_results(cfg.out, results)
     run.finish({"results": results, "generator_run": str(gen_run.resolve())})
     logger.info(
         "test accuracy: video %.3f, generated sensor %.3f, best fusion (%s) %.3f, McNemar p = %.3g",
@@ -248,9 +245,3 @@ def _sensor_probs(
 ) -> np.ndarray:
     loader = make_loader(rows, manifest, "sensor", cfg, train=False, sensor_steps=sensor_steps)
     return np.asarray(predict_arrays(sensor_model, loader))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads(path.read_text())

@@ -178,10 +178,9 @@ def _collect(
     cfg: ReproduceConfig, configs: dict[str, StageConfig], runs: dict[str, Path]
 ) -> dict[str, Any]:
     """Results from the fusion run when there is one, else from the single-modality runs."""
-    for stage in ("fusion",):
-        run = runs.get(stage) or _finished(configs[stage])
-        if run is not None:
-            return json.loads((run / "results.json").read_text())
+    fusion_run = runs.get("fusion") or _finished(configs["fusion"])
+    if fusion_run is not None:
+        return json.loads((fusion_run / "results.json").read_text())
     accuracy: dict[str, float | None] = {}
     macro_f1: dict[str, float | None] = {}
     metrics: dict[str, Any] = {}
