@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SEED ?= 0
 OUT ?= runs/demo
+BENCH_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: demo test test-fast lint bench clean venv
@@ -36,8 +37,8 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-bench: $(VENV)/.dev
-	$(PY) bench/run.py --out bench/results.json
+bench: $(VENV)/.dev  # BENCH_ARGS="--imitate avx2" measures as a CPU without AVX-512 would
+	$(PY) bench/run.py --out bench/results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf runs checkpoints data/demo .pytest_cache

@@ -9,6 +9,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import vsfusion  # noqa: E402,F401  (turns TensorFlow's oneDNN kernels on before anything loads it)
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -82,3 +82,11 @@ def test_every_field_has_help(cls):
     for f in dataclasses.fields(cls):
         assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
     assert build_parser(cls).format_help()
+
+
+def test_a_bad_command_line_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_config(VideoConfig, ["--backbone", "vgg"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert err[0].startswith("error: argument --backbone: invalid choice: 'vgg'")

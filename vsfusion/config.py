@@ -77,14 +77,27 @@ class StageConfig:
 
 @dataclass
 class VideoConfig(StageConfig):
-    """Stage 1a: the I3D video classifier (train_video.py)."""
+    """Stage 1a: the video classifier, I3D or a lighter backbone (train_video.py)."""
 
+    backbone: str = _f(
+        "i3d",
+        "video trunk: i3d (paper), x3d_xs / x3d_s (light), r2plus1d_18",
+        choices=("i3d", "x3d_xs", "x3d_s", "r2plus1d_18"),
+    )
     num_frames: int = _f(16, "frames sampled per clip")
     crop_size: int = _f(64, "square crop size in pixels (random at training, centre at test)")
-    pretrain: str | None = _f(None, "Kinetics-style I3D weights .h5 loaded by layer name, or none")
+    pretrain: str | None = _f(
+        None, "Kinetics-style I3D weights .h5 loaded by layer name (i3d backbone), or none"
+    )
     dropout: float = _f(0.5, "dropout before the classifier")
     optimizer: str = _f("adam", "optimizer", choices=("adam", "sgd"))
     flip: bool = _f(True, "random horizontal flip at training time")
+    schedule: str = _f(
+        "constant",
+        "learning-rate schedule: constant, or cosine (linear warm-up, then cosine decay to 0 at the last epoch)",
+        choices=("constant", "cosine"),
+    )
+    warmup_epochs: float = _f(1.0, "warm-up epochs of the cosine schedule")
     epoch: int = _f(15, "maximum number of training epochs")
 
     stage: typing.ClassVar[str] = "video"
@@ -123,6 +136,10 @@ class GeneratorConfig(StageConfig):
         "finetune (copy of the video trunk, trained; use --lr 1e-4), scratch (new I3D, --pretrain optional)",
         choices=("shared", "finetune", "scratch"),
     )
+    backbone: str | None = _f(
+        None,
+        "trunk of --trunk scratch: i3d, x3d_xs, x3d_s, r2plus1d_18; default the video run's",
+    )
     pretrain: str | None = _f(None, "I3D weights .h5 for --trunk scratch, or none")
     num_frames: int | None = _f(None, "frames per clip; default: the video run's")
     crop_size: int | None = _f(None, "crop size; default: the video run's")
@@ -160,6 +177,10 @@ class ReproduceConfig(StageConfig):
     stages: str = _f("sensor,video,generator,fusion", "comma-separated subset of stages to run")
     preset: str = _f("fast", "hyper-parameter preset", choices=("fast", "paper"))
     pretrain: str | None = _f(None, "I3D weights .h5 for the video stage, or none")
+    backbone: str | None = _f(
+        None,
+        "video trunk (i3d, x3d_xs, x3d_s, r2plus1d_18); default the preset's (i3d)",
+    )
 
     stage: typing.ClassVar[str] = "reproduce"
 
@@ -185,6 +206,13 @@ def _none_or(conv: type) -> Any:
     return parse
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad command line as one ``error:`` line (exit code 2); ``--help`` shows usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def build_parser(cls: type[StageConfig], description: str | None = None) -> argparse.ArgumentParser:
     """Build an ``argparse`` parser whose flags are the fields of ``cls``.
 
@@ -196,7 +224,7 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         The parser; every option's default is ``argparse.SUPPRESS`` so that only the flags actually
         given override the YAML file and the dataclass defaults.
     """
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         description=description or (cls.__doc__ or "").strip(),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS,

@@ -225,3 +225,12 @@ def test_render_preview(small_root, tmp_path):
     png = demo.render_preview(small_root, tmp_path / "p.png", frames=4)
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] == len(demo.CLASSES) * (demo.SIZE + 2) * 2
+
+
+def test_default_split_is_the_documented_one(tmp_path):
+    """README and module docstring: test s06-s08 (96 samples), 128 train / 32 val from s01-s05."""
+    m = demo.load(tmp_path / "demo", seed=0)
+    counts = {s: len(m.split(s)) for s in ("train", "val", "test")}
+    assert counts == {"train": 128, "val": 32, "test": 96}
+    assert set(m.split("test")["subject"]) == {"s06", "s07", "s08"}
+    assert len(set(m.split("val")["subject"])) == 1

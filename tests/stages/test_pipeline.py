@@ -266,3 +266,49 @@ def test_bad_input_is_one_clear_error_and_leaves_no_run(
     assert err[0].startswith("error: ") and message in err[0]
     stage_dir = ck / "VSL" / stage
     assert not stage_dir.exists() or not any(stage_dir.iterdir())  # no (hidden) partial run
+
+
+def _exit_code(main, argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse errors exit from inside main
+        return int(exc.code)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--backbone", "resnet50"], "invalid choice: 'resnet50' (choose from 'i3d', 'x3d_xs'"),
+        (["--num_frames", "4"], "backbone i3d needs clips of at least 8 frames and 32x32 pixels"),
+        (["--backbone", "x3d_xs", "--crop_size", "24"], "at least 1 frames and 32x32 pixels"),
+        (["--backbone", "x3d_xs", "--pretrain", "w.h5"], "drop --pretrain or use --backbone i3d"),
+    ],
+)
+def test_bad_backbone_or_clip_is_one_clear_error(extra, message, tiny_dataset, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    argv = [*common(tiny_dataset, ck), "--epoch", "1", "--num_frames", "8", "--crop_size", "32"]
+    code = _exit_code(train_video.main, [*argv, *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: ") and message in err[0], err[0]
+    assert not (ck / "VSL" / "video").exists() or not any((ck / "VSL" / "video").iterdir())
+
+
+def test_light_backbone_runs_through_video_and_generator(tiny_dataset, tmp_path):
+    """--backbone x3d_xs with the cosine schedule trains; the fine-tuned generator copies its trunk."""
+    ck = tmp_path / "ck"
+    args = common(tiny_dataset, ck)
+    assert train_sensor.main([*args, "--epoch", "2", "--depth", "3", "--filters", "8"]) == 0
+    video = [*args, "--epoch", "2", "--num_frames", "4", "--crop_size", "32", "--batch_size", "4"]
+    assert train_video.main([*video, "--backbone", "x3d_xs", "--schedule", "cosine"]) == 0
+    run = ck / "VSL" / "video" / (ck / "VSL" / "video" / "latest").read_text().strip()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backbone"] == "x3d_xs" and metrics["input_shape"] == [4, 32, 32, 3]
+    machine = json.loads((run / "run.json").read_text())["machine"]
+    assert {"cpu_model", "simd", "cpus", "onednn"} <= set(machine)
+    assert (
+        training_generator.main([*args, "--epoch", "1", "--trunk", "finetune", "--lr", "1e-4"]) == 0
+    )
+    gen = ck / "VSL" / "generator" / (ck / "VSL" / "generator" / "latest").read_text().strip()
+    assert json.loads((gen / "metrics.json").read_text())["backbone"] == "x3d_xs"
+    assert (gen / "generator_trunk.keras").is_file()

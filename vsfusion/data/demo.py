@@ -39,8 +39,10 @@ circle and figure-of-eight directions are random per sample.
 Facts (defaults): 8 classes, 8 subjects (``s01`` .. ``s08``), 4 repetitions, 256 samples; video
 16 frames of 64x64 RGB over 2 s (8 fps); sensor 128 steps over 2 s (64 Hz), 6 channels
 ``acc_x, acc_y, acc_z`` (m/s^2) and ``gyro_x, gyro_y, gyro_z`` (rad/s). Protocol: cross-subject,
-the last third of the subjects are the test set (``s05``, ``s06``); there is no ``val.csv``, the
-toolkit carves validation subjects from the training subjects.
+the last third of the subjects (rounded: ``s06``, ``s07``, ``s08``, 96 samples) are the test set;
+there is no ``val.csv``, the toolkit carves validation subjects from the training subjects (with
+the default ``val_fraction`` 0.25, one of ``s01``-``s05``: 128 training and 32 validation
+samples).
 
 Layout written (the processed layout of ``docs/architecture.md``)::
 

@@ -1,5 +1,7 @@
-"""Model builders: the I3D video trunk, sensor trunks, classifier heads and the generator."""
+"""Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, classifier heads, the generator."""
 
+from vsfusion.models.backbones import BACKBONES, BackboneSpec, build_backbone, check_clip
+from vsfusion.models.flops import count_macs
 from vsfusion.models.generator import (
     L2Norm,
     build_generated_sensor_model,
@@ -16,10 +18,15 @@ from vsfusion.models.heads import (
     split_classifier,
 )
 from vsfusion.models.i3d import build_i3d, load_i3d_weights
+from vsfusion.models.r2plus1d import build_r2plus1d_18
 from vsfusion.models.sensor import build_inception_time, fit_normalization
+from vsfusion.models.x3d import build_x3d
 
 __all__ = [
+    "BACKBONES",
+    "BackboneSpec",
     "L2Norm",
+    "build_backbone",
     "build_classifier",
     "build_classifier_head",
     "build_generated_sensor_model",
@@ -27,6 +34,10 @@ __all__ = [
     "build_generator_training_model",
     "build_i3d",
     "build_inception_time",
+    "build_r2plus1d_18",
+    "build_x3d",
+    "check_clip",
+    "count_macs",
     "call_on_inputs",
     "fit_normalization",
     "generator_loss_weights",

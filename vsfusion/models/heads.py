@@ -19,6 +19,7 @@ __all__ = [
     "call_on_inputs",
     "model_inputs_like",
     "split_classifier",
+    "trunk_or_classifier",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,35 @@ def build_classifier(
     inputs = model_inputs_like(trunk)
     outputs = head(call_on_inputs(trunk, inputs))
     return keras.Model(inputs, outputs, name=name or f"{trunk.name}_classifier")
+
+
+def trunk_or_classifier(
+    inputs: keras.KerasTensor,
+    embedding: keras.KerasTensor,
+    *,
+    num_classes: int | None,
+    dropout: float,
+    name: str,
+    input_name: str = "video",
+) -> keras.Model:
+    """The end of every video backbone builder: the trunk ``{input_name: inputs} -> embedding``
+    named ``name``, or, with ``num_classes``, that trunk (renamed ``f"{name}_trunk"``) composed with
+    a classifier head ``f"{name}_head"`` into a model named ``name``.
+
+    Example:
+        >>> inp = keras.Input((4, 8, 8, 3), name="video")
+        >>> emb = keras.layers.GlobalAveragePooling3D(name="embedding")(inp)
+        >>> trunk_or_classifier(inp, emb, num_classes=2, dropout=0.0, name="tiny").output_shape
+        (None, 2)
+    """
+    trunk_name = name if num_classes is None else f"{name}_trunk"
+    trunk = keras.Model({input_name: inputs}, embedding, name=trunk_name)
+    if num_classes is None:
+        return trunk
+    head = build_classifier_head(
+        int(embedding.shape[-1]), num_classes, dropout=dropout, name=f"{name}_head"
+    )
+    return build_classifier(trunk, head, name=name)
 
 
 def _is_trunk(model: keras.Model) -> bool:

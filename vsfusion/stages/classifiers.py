@@ -1,4 +1,4 @@
-"""Stage 1: the single-modality classifiers (I3D on video, InceptionTime on sensors).
+"""Stage 1: the single-modality classifiers (a video backbone, I3D by default; InceptionTime on sensors).
 
 Both are trained the same way: fit on the training split, select the epoch on the validation
 split, then report validation and test metrics of the selected weights.
@@ -15,11 +15,18 @@ import numpy as np
 from vsfusion.config import SensorConfig, StageConfig, VideoConfig
 from vsfusion.data import ClipLoader, Manifest
 from vsfusion.evaluation.metrics import classification_summary
-from vsfusion.models import build_i3d, build_inception_time, fit_normalization, load_i3d_weights
+from vsfusion.models import (
+    build_backbone,
+    build_inception_time,
+    check_clip,
+    fit_normalization,
+    load_i3d_weights,
+)
 from vsfusion.stages.common import (
     RunDir,
     StageError,
     fit_with_selection,
+    learning_rate,
     load_manifest,
     predict_arrays,
     require_modality,
@@ -151,7 +158,19 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
 
 
 def run_video(cfg: VideoConfig) -> RunDir:
-    """Train the I3D video classifier, optionally from Kinetics-style weights (``--pretrain``)."""
+    """Train the video classifier (``--backbone``), I3D optionally from Kinetics-style weights."""
+    clip = (cfg.num_frames, cfg.crop_size, cfg.crop_size, 3)
+    try:
+        check_clip(cfg.backbone, clip)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    if cfg.pretrain and cfg.backbone != "i3d":
+        raise StageError(
+            f"--pretrain loads Kinetics-style I3D files; it cannot initialise --backbone "
+            f"{cfg.backbone}; drop --pretrain or use --backbone i3d"
+        )
+    if cfg.optimizer not in ("adam", "sgd"):  # argparse choices guard the CLI; this guards YAML
+        raise StageError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
     kw = {"num_frames": cfg.num_frames, "crop_size": cfg.crop_size}
@@ -159,17 +178,18 @@ def run_video(cfg: VideoConfig) -> RunDir:
     channels = int(loaders[1][0][0]["video"].shape[-1])
     run = RunDir.create(cfg)
     input_shape = (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels)
-    model = build_i3d(input_shape, num_classes=len(manifest.classes), dropout=cfg.dropout)
+    model = build_backbone(
+        cfg.backbone, input_shape, num_classes=len(manifest.classes), dropout=cfg.dropout
+    )
     loaded: list[str] = []
     if cfg.pretrain:
         loaded = load_i3d_weights(model, cfg.pretrain)
         logger.info("loaded %d layers from %s", len(loaded), cfg.pretrain)
+    lr = learning_rate(cfg, steps_per_epoch=len(loaders[0]))
     if cfg.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(cfg.lr, momentum=0.9, nesterov=True)
-    elif cfg.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(cfg.lr)
-    else:  # argparse choices guard the CLI; this guards YAML and Python callers
-        raise StageError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
+        optimizer = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = keras.optimizers.Adam(lr)
     _train_and_report(
         model,
         loaders,
@@ -177,6 +197,10 @@ def run_video(cfg: VideoConfig) -> RunDir:
         cfg,
         run,
         optimizer,
-        {"input_shape": list(input_shape), "pretrained_layers": len(loaded)},
+        {
+            "backbone": cfg.backbone,
+            "input_shape": list(input_shape),
+            "pretrained_layers": len(loaded),
+        },
     )
     return run

@@ -29,6 +29,7 @@ import numpy as np
 from vsfusion.config import StageConfig, config_to_yaml
 from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
 from vsfusion.data.io import atomic_write_text
+from vsfusion.runtime import machine_info
 
 __all__ = [
     "StageError",
@@ -37,6 +38,7 @@ __all__ = [
     "seed_everything",
     "load_manifest",
     "fit_with_selection",
+    "learning_rate",
     "save_model",
     "load_model",
     "resolve_run",
@@ -127,6 +129,7 @@ class RunDir:
             "keras": keras.__version__,
             "backend": keras.backend.backend(),
             "python": platform.python_version(),
+            "machine": machine_info(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             **extra,
         }
@@ -254,6 +257,33 @@ class BestOnValidation(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+def learning_rate(
+    cfg: StageConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The stage's learning rate: ``cfg.lr`` constant, or with ``cfg.schedule == "cosine"`` a linear
+    warm-up over ``cfg.warmup_epochs`` to ``cfg.lr`` and a cosine decay to 0 at ``cfg.epoch``.
+
+    Example:
+        >>> from vsfusion.config import VideoConfig
+        >>> sched = learning_rate(VideoConfig(lr=1e-3, epoch=10, schedule="cosine"), 4)
+        >>> round(float(sched(4)), 6), round(float(sched(40)), 6)
+        (0.001, 0.0)
+    """
+    schedule = getattr(cfg, "schedule", "constant")
+    if schedule == "constant":
+        return cfg.lr
+    if schedule != "cosine":
+        raise StageError(f"unknown schedule {schedule!r}; use constant or cosine")
+    total = max(1, cfg.epoch * steps_per_epoch)
+    warmup = min(total - 1, round(getattr(cfg, "warmup_epochs", 0.0) * steps_per_epoch))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else cfg.lr,
+        decay_steps=total - warmup,
+        warmup_target=cfg.lr if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
 def _loader_error(data: Any) -> DataError | None:

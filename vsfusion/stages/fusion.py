@@ -6,7 +6,7 @@ training split's embeddings), and which fusion rule is "best" for the McNemar te
 video-only. When the test split also has real sensors, the sensor-only stream and the real-sensor
 ("oracle") fusion, weighted with its own validation-chosen weight, are reported as well.
 
-With a shared trunk the deployable ``fused.keras`` costs one I3D pass for both streams.
+With a shared trunk the deployable ``fused.keras`` costs one video-trunk pass for both streams.
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ def build_fused_model(
     """Video in; video probabilities, video embedding, generated embedding and its probabilities out.
 
     Args:
-        video_classifier: the trained I3D classifier (trunk + head).
+        video_classifier: the trained video classifier (trunk + head, any backbone).
         generator_head: maps a video embedding to a synthetic sensor embedding.
         sensor_head: the trained (frozen) sensor classifier head.
         generator_trunk: the generator's own trunk; None when it shares the video trunk, in which
-            case one I3D pass feeds both streams.
+            case one trunk pass feeds both streams.
     """
     video_trunk, video_head = split_classifier(video_classifier)
     inputs = model_inputs_like(video_trunk)

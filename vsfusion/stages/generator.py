@@ -5,9 +5,11 @@ frozen sensor head applied to u'_v. The real embeddings u_s come from the frozen
 finished sensor run. Three trunk options:
 
 * ``shared``: the video classifier's trunk, frozen. Only the generator head is trained, on video
-  embeddings computed once per augmented view; at test time one I3D pass feeds both streams.
-* ``finetune``: a copy of the video classifier's trunk, trained end to end with the head.
-* ``scratch``: a new I3D (optionally from ``--pretrain`` weights), trained end to end.
+  embeddings computed once per augmented view; at test time one trunk pass feeds both streams.
+* ``finetune``: a copy of the video classifier's trunk (same backbone), trained end to end with
+  the head.
+* ``scratch``: a new trunk (``--backbone``, default the video run's, else I3D; an I3D optionally
+  from ``--pretrain`` weights), trained end to end.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import numpy as np
 from vsfusion.config import GeneratorConfig
 from vsfusion.data import ClipLoader, Manifest
 from vsfusion.models import (
+    build_backbone,
     build_generated_sensor_model,
     build_generator_head,
     build_generator_training_model,
-    build_i3d,
+    check_clip,
     generator_loss_weights,
     generator_losses,
     load_i3d_weights,
@@ -53,7 +56,7 @@ FEATURE_VIEWS = 4  # augmented views per training clip when the trunk is shared 
 # quality of the stream that gets fused. (The total loss mixes scales: the norm term is in squared
 # embedding-norm units and would dominate the choice.)
 MONITOR = "val_probs_accuracy"
-GENERATOR_TRUNK = "generator_i3d"
+GENERATOR_TRUNK = "generator_trunk"
 
 
 def paired_rows(manifest: Manifest, split: str) -> Any:
@@ -131,6 +134,19 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
     crop_size = cfg.crop_size or video_cfg.get("crop_size")
     if not num_frames or not crop_size:
         raise StageError("--trunk scratch without a video run needs --num_frames and --crop_size")
+    video_backbone = video_cfg.get("backbone", "i3d")  # runs from before --backbone used I3D
+    backbone = cfg.backbone or video_backbone
+    if cfg.trunk != "scratch" and cfg.backbone and cfg.backbone != video_backbone:
+        raise StageError(
+            f"--trunk {cfg.trunk} uses the video run's {video_backbone} trunk; "
+            f"drop --backbone {cfg.backbone} or use --trunk scratch"
+        )
+    try:
+        check_clip(backbone, (num_frames, crop_size, crop_size, 3))
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    if cfg.pretrain and backbone != "i3d":
+        raise StageError(f"--pretrain loads I3D files; it cannot initialise --backbone {backbone}")
 
     rows = {s: paired_rows(manifest, s) for s in ("train", "val")}
     sensor_kw = {"sensor_steps": sensor_cfg.get("sensor_steps")}
@@ -182,12 +198,16 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         if cfg.trunk == "finetune":
             assert video_run is not None
             source, _ = split_classifier(load_model(video_run / "best.keras"))
-            trunk = build_i3d(tuple(source.inputs[0].shape[1:]), name=GENERATOR_TRUNK)
+            trunk = build_backbone(
+                backbone, tuple(source.inputs[0].shape[1:]), name=GENERATOR_TRUNK
+            )
             trunk.set_weights(source.get_weights())
         else:
             probe = make_loader(rows["val"], manifest, "video", cfg, train=False, **video_kw)
             channels = int(probe[0][0]["video"].shape[-1])
-            trunk = build_i3d((num_frames, crop_size, crop_size, channels), name=GENERATOR_TRUNK)
+            trunk = build_backbone(
+                backbone, (num_frames, crop_size, crop_size, channels), name=GENERATOR_TRUNK
+            )
             if cfg.pretrain:
                 load_i3d_weights(trunk, cfg.pretrain)
         h_dim = int(trunk.outputs[0].shape[-1])
@@ -216,6 +236,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
     real = targets["val"]["embedding"]
     metrics = {
         "trunk": cfg.trunk,
+        "backbone": backbone,
         "sensor_run": str(sensor_run.resolve()),
         "video_run": str(video_run.resolve()) if video_run else None,
         "num_frames": int(num_frames),

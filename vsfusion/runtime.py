@@ -1,0 +1,118 @@
+"""Process-wide runtime settings applied before TensorFlow loads, and a description of the machine.
+
+TensorFlow uses its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16 or AMX; on an
+AVX2-only CPU every Conv3D then runs on a fallback that trains I3D 2-3x slower. Importing
+``vsfusion`` (every script, ``reproduce.py``, the tests and the benchmarks do so before Keras)
+calls :func:`configure` to turn oneDNN on unless the user set ``TF_ENABLE_ONEDNN_OPTS`` already
+(``TF_ENABLE_ONEDNN_OPTS=0`` keeps it off). TensorFlow reads the variable once, when it is first
+imported, so a program that imports TensorFlow before vsfusion keeps TensorFlow's own choice;
+:func:`machine_info` reports what is in effect, and every ``run.json`` records it.
+
+Example:
+    >>> info = machine_info()
+    >>> sorted(info)[:3]
+    ['cpu_model', 'cpus', 'onednn']
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from functools import cache
+from typing import Any
+
+__all__ = ["ONEDNN_VARIABLE", "configure", "cpu_flags", "machine_info", "simd_level"]
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def configure() -> None:
+    """Turn TensorFlow's oneDNN kernels on (unless the user chose) and quiet its C++ logging.
+
+    Has an effect only before TensorFlow is first imported; safe to call more than once.
+    """
+    os.environ.setdefault(ONEDNN_VARIABLE, "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@cache
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    model, flags = platform.processor() or platform.machine(), frozenset()
+    try:
+        text = open("/proc/cpuinfo", encoding="utf8", errors="replace").read()  # noqa: SIM115
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and value.strip():
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = frozenset(value.split())
+    return model, flags
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it does not exist)."""
+    return _cpuinfo()[1]
+
+
+def simd_level(flags: frozenset[str] | None = None) -> str:
+    """The widest vector extension the CPU has: ``AMX``, ``AVX-512``, ``AVX2``, ``AVX`` or ``SSE``.
+
+    Example:
+        >>> simd_level(frozenset({"avx2", "fma"}))
+        'AVX2'
+    """
+    flags = cpu_flags() if flags is None else flags
+    if "amx_tile" in flags:
+        return "AMX"
+    if "avx512f" in flags:
+        return "AVX-512"
+    if "avx2" in flags:
+        return "AVX2"
+    if "avx" in flags:
+        return "AVX"
+    return "SSE" if flags else "unknown"
+
+
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _onednn_in_effect() -> bool | None:
+    """Whether TensorFlow runs with oneDNN (None when TensorFlow is not loaded)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # a TensorFlow build without the probe
+        return os.environ.get(ONEDNN_VARIABLE, "") not in ("0", "false", "False")
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, SIMD level, usable threads and the oneDNN state, for ``run.json`` and benchmarks.
+
+    ``simd`` is what the CPU has; ``onednn_max_isa`` is set when ``ONEDNN_MAX_CPU_ISA`` caps what
+    oneDNN may use (for example ``AVX2`` to imitate an older CPU on a newer one).
+    """
+    model, flags = _cpuinfo()
+    info: dict[str, Any] = {
+        "cpu_model": model,
+        "simd": simd_level(flags),
+        "cpus": _threads(),
+        "onednn": _onednn_in_effect(),
+        "onednn_variable": os.environ.get(ONEDNN_VARIABLE),
+    }
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        info["onednn_max_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        if os.environ.get(name):
+            info[name.lower()] = os.environ[name]
+    return info
