@@ -2,7 +2,7 @@
 """Run the stages in order and write <out>/results.json and results.md, then print the table.
 
 Usage: python reproduce.py --dataset demo --out runs/demo [--stages sensor,video,generator,fusion]
-       [--preset fast|paper] [--seed N]
+       [--preset fast|paper] [--seed N | --seeds 0,1,2]
 """
 
 import sys
@@ -16,7 +16,7 @@ def _run_and_print(cfg: ReproduceConfig) -> None:
     from vsfusion.stages.reproduce import run_reproduce
 
     run_reproduce(cfg)
-    print((Path(cfg.out) / "results.md").read_text())
+    print((Path(cfg.out) / ("results_seeds.md" if cfg.seeds else "results.md")).read_text())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,6 +174,11 @@ class ReproduceConfig(StageConfig):
     """All stages in order, writing <out>/results.json and <out>/results.md (reproduce.py)."""
 
     out: str = _f("runs/demo", "output folder (results and, under checkpoints/, the stage runs)")
+    seeds: str | None = _f(
+        None,
+        "comma-separated seeds (e.g. 0,1,2): run the pipeline once per seed in <out>/seed<N>/ and "
+        "write mean +- sd of every row to <out>/results_seeds.{json,md}; overrides --seed",
+    )
     stages: str = _f("sensor,video,generator,fusion", "comma-separated subset of stages to run")
     preset: str = _f("fast", "hyper-parameter preset", choices=("fast", "paper"))
     pretrain: str | None = _f(None, "I3D weights .h5 for the video stage, or none")

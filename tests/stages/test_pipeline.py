@@ -312,3 +312,26 @@ def test_light_backbone_runs_through_video_and_generator(tiny_dataset, tmp_path)
     gen = ck / "VSL" / "generator" / (ck / "VSL" / "generator" / "latest").read_text().strip()
     assert json.loads((gen / "metrics.json").read_text())["backbone"] == "x3d_xs"
     assert (gen / "generator_trunk.keras").is_file()
+
+
+def test_reproduce_over_seeds_writes_each_seed_and_mean_and_sd(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--dataset", "VSL", "--data_root", str(tiny_dataset), "--out", str(out)]
+    assert reproduce.main([*argv, "--verbose", "0", "--stages", "sensor", "--seeds", "0,1"]) == 0
+    per_seed = [json.loads((out / f"seed{s}" / "results.json").read_text()) for s in (0, 1)]
+    assert [r["seed"] for r in per_seed] == [0, 1]
+    agg = json.loads((out / "results_seeds.json").read_text())
+    accs = [r["accuracy"]["sensor"] for r in per_seed]
+    assert agg["seeds"] == [0, 1] and agg["accuracy"]["sensor"]["n"] == 2
+    assert agg["accuracy"]["sensor"]["mean"] == pytest.approx(sum(accs) / 2)
+    assert agg["per_seed"]["1"]["sensor"] == accs[1]
+    assert "| sensor |" in capsys.readouterr().out  # the mean +- sd table is printed
+    assert (out / "results_seeds.md").read_text().startswith("# Results: VSL over 2 seed(s)")
+
+
+@pytest.mark.parametrize("seeds", ["0,x", "1,1", ","])
+def test_reproduce_rejects_bad_seed_lists(seeds, tiny_dataset, tmp_path, capsys):
+    argv = ["--dataset", "VSL", "--data_root", str(tiny_dataset), "--out", str(tmp_path / "o")]
+    assert reproduce.main([*argv, "--stages", "sensor", "--seeds", seeds]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seeds" in err[0] and "e.g. 0,1,2" in err[0]

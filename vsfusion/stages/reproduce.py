@@ -1,6 +1,8 @@
 """Run the stages in order (sensor, video, generator, fusion) with a preset and collect the results.
 
-Stage runs go to ``<out>/checkpoints/<dataset>/<stage>/seed<seed>/``. A finished stage run whose
+Stage runs go to ``<out>/checkpoints/<dataset>/<stage>/seed<seed>/``. With ``--seeds 0,1,2`` the
+whole reproduction runs once per seed in ``<out>/seed<N>/`` and ``<out>/results_seeds.json`` and
+``<out>/results_seeds.md`` give the mean and standard deviation of every row over the seeds. A finished stage run whose
 resolved configuration is identical is reused, so an interrupted reproduction resumes where it
 stopped and ``--stages fusion`` re-evaluates without retraining. ``<out>/results.json`` and
 ``<out>/results.md`` hold every stream that was run (streams not run are null).
@@ -24,10 +26,16 @@ from vsfusion.config import (
     VideoConfig,
     config_to_yaml,
 )
-from vsfusion.evaluation.report import build_results, write_results
+from vsfusion.data.io import atomic_write_text
+from vsfusion.evaluation.report import (
+    aggregate_markdown,
+    aggregate_seeds,
+    build_results,
+    write_results,
+)
 from vsfusion.stages.common import StageError
 
-__all__ = ["PRESETS", "STAGE_ORDER", "run_reproduce", "stage_configs"]
+__all__ = ["PRESETS", "STAGE_ORDER", "parse_seeds", "run_reproduce", "stage_configs"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +94,22 @@ def parse_stages(text: str) -> list[str]:
     if unknown or not wanted:
         raise StageError(f"unknown stages {unknown or wanted}; choose from {','.join(STAGE_ORDER)}")
     return [s for s in STAGE_ORDER if s in wanted]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a clear error for anything else (or a repeated seed).
+
+    Example:
+        >>> parse_seeds("2, 0,1")
+        [2, 0, 1]
+    """
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise StageError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise StageError(f"--seeds {text!r}: give distinct comma-separated integers, e.g. 0,1,2")
+    return seeds
 
 
 def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
@@ -151,7 +175,14 @@ def _runner(stage: str) -> Any:
 
 
 def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
-    """Run the selected stages and write ``<out>/results.json`` and ``<out>/results.md``."""
+    """Run the selected stages and write ``<out>/results.json`` and ``<out>/results.md``.
+
+    With ``cfg.seeds`` every seed runs in ``<out>/seed<N>/`` and the return value is the
+    :func:`~vsfusion.evaluation.report.aggregate_seeds` summary written to
+    ``<out>/results_seeds.json`` and ``<out>/results_seeds.md``.
+    """
+    if cfg.seeds:
+        return _run_seeds(cfg)
     stages = parse_stages(cfg.stages)
     if cfg.backbone:
         from vsfusion.models import BACKBONES
@@ -183,6 +214,25 @@ def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
     write_results(out, results)
     logger.info("results written to %s", out / "results.md")
     return results
+
+
+def _run_seeds(cfg: ReproduceConfig) -> dict[str, Any]:
+    seeds = parse_seeds(cfg.seeds or "")
+    parse_stages(cfg.stages)  # fail before the first seed trains anything
+    out = Path(cfg.out)
+    per_seed = []
+    for seed in seeds:
+        logger.info("=== seed %d ===", seed)
+        sub = dataclasses.replace(cfg, seed=seed, seeds=None, out=str(out / f"seed{seed}"))
+        per_seed.append(run_reproduce(sub))
+    aggregate = aggregate_seeds(per_seed)
+    aggregate["per_seed"] = {str(s): r["accuracy"] for s, r in zip(seeds, per_seed, strict=True)}
+    atomic_write_text(
+        out / "results_seeds.json", json.dumps(aggregate, indent=2, default=float) + "\n"
+    )
+    atomic_write_text(out / "results_seeds.md", aggregate_markdown(aggregate))
+    logger.info("mean and sd over seeds %s written to %s", seeds, out / "results_seeds.md")
+    return aggregate
 
 
 def _collect(
