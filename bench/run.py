@@ -148,7 +148,6 @@ def peak_gflops(n: int = 2048, repeats: int = 7) -> dict[str, float]:
     """Best float32 matmul rate on all cores (GFLOP/s), the ceiling this run compares to: NumPy's
     BLAS and the Keras backend's own matmul (oneDNN under TensorFlow), and the higher of the two."""
     import keras
-    import numpy as np
 
     rng = np.random.default_rng(0)
     a = rng.random((n, n), dtype=np.float32)
@@ -182,7 +181,6 @@ def _time(fn, steps: int, warmup: int = 2) -> float:
 def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, train: bool) -> dict:
     """Forward and (optionally) training clips/s of one backbone on random clips."""
     import keras
-    import numpy as np
 
     from vsfusion.models import build_backbone, count_macs
 

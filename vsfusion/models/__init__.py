@@ -1,6 +1,12 @@
 """Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, classifier heads, the generator."""
 
-from vsfusion.models.backbones import BACKBONES, BackboneSpec, build_backbone, check_clip
+from vsfusion.models.backbones import (
+    BACKBONES,
+    BackboneSpec,
+    backbone_spec,
+    build_backbone,
+    check_clip,
+)
 from vsfusion.models.flops import count_macs
 from vsfusion.models.generator import (
     L2Norm,
@@ -25,6 +31,7 @@ from vsfusion.models.x3d import build_x3d
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
+    "backbone_spec",
     "L2Norm",
     "build_backbone",
     "build_classifier",

@@ -38,7 +38,7 @@ from vsfusion.models.i3d import build_i3d
 from vsfusion.models.r2plus1d import R2PLUS1D_EMBED_DIM, build_r2plus1d_18
 from vsfusion.models.x3d import X3D_CLIPS, X3D_EMBED_DIM, build_x3d
 
-__all__ = ["BACKBONES", "BackboneSpec", "build_backbone", "check_clip"]
+__all__ = ["BACKBONES", "BackboneSpec", "backbone_spec", "build_backbone", "check_clip"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,18 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
+def backbone_spec(backbone: str) -> BackboneSpec:
+    """The registry entry of ``backbone``; ``ValueError`` naming the valid choices otherwise.
+
+    Example:
+        >>> backbone_spec("x3d_xs").embed_dim
+        2048
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[backbone]
+
+
 def check_clip(backbone: str, input_shape: Sequence[int]) -> None:
     """Raise ``ValueError`` naming the valid choices or the smallest clip the backbone takes.
 
@@ -125,9 +137,7 @@ def check_clip(backbone: str, input_shape: Sequence[int]) -> None:
         ...
         ValueError: backbone i3d needs clips of at least 8 frames and 32x32 pixels, got 4x56x56; raise --num_frames / --crop_size
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    spec = BACKBONES[backbone]
+    spec = backbone_spec(backbone)
     frames, height, width, channels = (int(d) for d in input_shape)
     if frames < spec.min_frames or min(height, width) < spec.min_size:
         raise ValueError(
@@ -163,8 +173,7 @@ def build_backbone(
         ValueError: Unknown name, or a clip the backbone cannot take (message names the minimum).
     """
     check_clip(backbone, input_shape)
-    spec = BACKBONES[backbone]
-    return spec.builder(
+    return backbone_spec(backbone).builder(
         tuple(int(d) for d in input_shape),
         num_classes=num_classes,
         dropout=dropout,

@@ -32,13 +32,12 @@ def layer_macs(layer: keras.layers.Layer) -> int:
     """Multiply-adds of one call of ``layer`` on one sample (0 for layers that are not counted)."""
     from vsfusion.models.x3d import DepthwiseConv3D, SqueezeExcite3D
 
-    if isinstance(layer, DepthwiseConv3D):
+    if isinstance(
+        layer, DepthwiseConv3D | keras.layers.DepthwiseConv1D | keras.layers.DepthwiseConv2D
+    ):
         return _elements(layer.output.shape) * math.prod(layer.kernel_size)
     if isinstance(layer, SqueezeExcite3D):
-        channels = int(layer.output.shape[-1])
-        return 2 * channels * layer.reduced
-    if isinstance(layer, keras.layers.DepthwiseConv1D | keras.layers.DepthwiseConv2D):
-        return _elements(layer.output.shape) * math.prod(layer.kernel_size)
+        return 2 * int(layer.output.shape[-1]) * layer.reduced
     if isinstance(layer, keras.layers.SeparableConv1D | keras.layers.SeparableConv2D):
         in_ch = int(layer.input.shape[-1])
         out = layer.output.shape

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from vsfusion.models.heads import build_classifier, build_classifier_head
+from vsfusion.models.heads import trunk_or_classifier
 
 __all__ = [
     "EMBED_DIM",
@@ -162,7 +162,6 @@ def build_i3d(
         (None, 5)
     """
     shape = _check_input_shape(input_shape)
-    trunk_name = name if num_classes is None else f"{name}_trunk"
 
     inputs = keras.Input(shape=shape, name="video")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
@@ -192,13 +191,7 @@ def build_i3d(
     pool = tuple(min(p, int(d)) for p, d in zip((2, 7, 7), x.shape[1:4], strict=True))
     x = layers.AveragePooling3D(pool, strides=(1, 1, 1), padding="valid", name="global_avg_pool")(x)
     x = layers.GlobalAveragePooling3D(name="embedding")(x)
-    trunk = keras.Model({"video": inputs}, x, name=trunk_name)
-    logger.debug("built I3D trunk %s for %s: %d params", trunk_name, shape, trunk.count_params())
-
-    if num_classes is None:
-        return trunk
-    head = build_classifier_head(EMBED_DIM, num_classes, dropout=dropout, name=f"{name}_head")
-    return build_classifier(trunk, head, name=name)
+    return trunk_or_classifier(inputs, x, num_classes=num_classes, dropout=dropout, name=name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from vsfusion.evaluation.metrics import classification_summary
 from vsfusion.models import (
     build_backbone,
     build_inception_time,
-    check_clip,
     fit_normalization,
     load_i3d_weights,
 )
 from vsfusion.stages.common import (
     RunDir,
     StageError,
+    check_video_trunk,
     fit_with_selection,
     learning_rate,
     load_manifest,
@@ -159,16 +159,7 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
 
 def run_video(cfg: VideoConfig) -> RunDir:
     """Train the video classifier (``--backbone``), I3D optionally from Kinetics-style weights."""
-    clip = (cfg.num_frames, cfg.crop_size, cfg.crop_size, 3)
-    try:
-        check_clip(cfg.backbone, clip)
-    except ValueError as exc:
-        raise StageError(str(exc)) from None
-    if cfg.pretrain and cfg.backbone != "i3d":
-        raise StageError(
-            f"--pretrain loads Kinetics-style I3D files; it cannot initialise --backbone "
-            f"{cfg.backbone}; drop --pretrain or use --backbone i3d"
-        )
+    check_video_trunk(cfg.backbone, cfg.num_frames, cfg.crop_size, cfg.pretrain)
     if cfg.optimizer not in ("adam", "sgd"):  # argparse choices guard the CLI; this guards YAML
         raise StageError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
     seed_everything(cfg.seed)

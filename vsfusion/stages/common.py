@@ -39,6 +39,7 @@ __all__ = [
     "load_manifest",
     "fit_with_selection",
     "learning_rate",
+    "check_video_trunk",
     "save_model",
     "load_model",
     "resolve_run",
@@ -257,6 +258,27 @@ class BestOnValidation(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+def check_video_trunk(
+    backbone: str, num_frames: int | None = None, crop_size: int | None = None, pretrain: Any = None
+) -> None:
+    """A ``StageError`` naming the fix when ``backbone`` is unknown, cannot take a
+    ``num_frames`` x ``crop_size`` clip, or is asked to load ``--pretrain`` (Kinetics I3D) weights
+    it cannot hold."""
+    from vsfusion.models import backbone_spec, check_clip
+
+    try:
+        backbone_spec(backbone)
+        if num_frames is not None and crop_size is not None:
+            check_clip(backbone, (num_frames, crop_size, crop_size, 3))
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    if pretrain and backbone != "i3d":
+        raise StageError(
+            f"--pretrain loads Kinetics-style I3D files; it cannot initialise --backbone "
+            f"{backbone}; drop --pretrain or use --backbone i3d"
+        )
 
 
 def learning_rate(

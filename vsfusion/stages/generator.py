@@ -28,7 +28,6 @@ from vsfusion.models import (
     build_generated_sensor_model,
     build_generator_head,
     build_generator_training_model,
-    check_clip,
     generator_loss_weights,
     generator_losses,
     load_i3d_weights,
@@ -38,6 +37,7 @@ from vsfusion.stages.classifiers import make_loader
 from vsfusion.stages.common import (
     RunDir,
     StageError,
+    check_video_trunk,
     fit_with_selection,
     load_manifest,
     load_model,
@@ -141,12 +141,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
             f"--trunk {cfg.trunk} uses the video run's {video_backbone} trunk; "
             f"drop --backbone {cfg.backbone} or use --trunk scratch"
         )
-    try:
-        check_clip(backbone, (num_frames, crop_size, crop_size, 3))
-    except ValueError as exc:
-        raise StageError(str(exc)) from None
-    if cfg.pretrain and backbone != "i3d":
-        raise StageError(f"--pretrain loads I3D files; it cannot initialise --backbone {backbone}")
+    check_video_trunk(backbone, num_frames, crop_size, cfg.pretrain)
 
     rows = {s: paired_rows(manifest, s) for s in ("train", "val")}
     sensor_kw = {"sensor_steps": sensor_cfg.get("sensor_steps")}

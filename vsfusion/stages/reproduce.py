@@ -1,11 +1,12 @@
 """Run the stages in order (sensor, video, generator, fusion) with a preset and collect the results.
 
-Stage runs go to ``<out>/checkpoints/<dataset>/<stage>/seed<seed>/``. With ``--seeds 0,1,2`` the
-whole reproduction runs once per seed in ``<out>/seed<N>/`` and ``<out>/results_seeds.json`` and
-``<out>/results_seeds.md`` give the mean and standard deviation of every row over the seeds. A finished stage run whose
+Stage runs go to ``<out>/checkpoints/<dataset>/<stage>/seed<seed>/``. A finished stage run whose
 resolved configuration is identical is reused, so an interrupted reproduction resumes where it
 stopped and ``--stages fusion`` re-evaluates without retraining. ``<out>/results.json`` and
-``<out>/results.md`` hold every stream that was run (streams not run are null).
+``<out>/results.md`` hold every stream that was run (streams not run are null). With
+``--seeds 0,1,2`` the whole reproduction runs once per seed in ``<out>/seed<N>/``, and
+``<out>/results_seeds.json`` and ``results_seeds.md`` give the mean and standard deviation of
+every row over the seeds.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from vsfusion.evaluation.report import (
     build_results,
     write_results,
 )
-from vsfusion.stages.common import StageError
+from vsfusion.stages.common import StageError, check_video_trunk
 
 __all__ = ["PRESETS", "STAGE_ORDER", "parse_seeds", "run_reproduce", "stage_configs"]
 
@@ -185,12 +186,7 @@ def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
         return _run_seeds(cfg)
     stages = parse_stages(cfg.stages)
     if cfg.backbone:
-        from vsfusion.models import BACKBONES
-
-        if cfg.backbone not in BACKBONES:
-            raise StageError(
-                f"unknown backbone {cfg.backbone!r}; choose one of {', '.join(BACKBONES)}"
-            )
+        check_video_trunk(cfg.backbone, pretrain=cfg.pretrain)
     configs = stage_configs(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
