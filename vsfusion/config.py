@@ -25,6 +25,7 @@ import yaml
 
 __all__ = [
     "StageConfig",
+    "ClassifierConfig",
     "VideoConfig",
     "SensorConfig",
     "GeneratorConfig",
@@ -76,7 +77,26 @@ class StageConfig:
 
 
 @dataclass
-class VideoConfig(StageConfig):
+class ClassifierConfig(StageConfig):
+    """Fields of the single-modality classifier stages: schedule, label smoothing, final fit."""
+
+    schedule: str = _f(
+        "constant",
+        "learning-rate schedule: constant, or cosine (linear warm-up, then cosine decay to 0 at the last epoch)",
+        choices=("constant", "cosine"),
+    )
+    warmup_epochs: float = _f(1.0, "warm-up epochs of the cosine schedule")
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)")
+    final_fit: bool = _f(
+        False,
+        "after choosing the epoch count on validation, retrain on training + validation subjects "
+        "for that many epochs and report test metrics of the refit model (leave off when a later "
+        "stage needs validation predictions the model has not seen)",
+    )
+
+
+@dataclass
+class VideoConfig(ClassifierConfig):
     """Stage 1a: the video classifier, I3D or a lighter backbone (train_video.py)."""
 
     backbone: str = _f(
@@ -92,24 +112,33 @@ class VideoConfig(StageConfig):
     dropout: float = _f(0.5, "dropout before the classifier")
     optimizer: str = _f("adam", "optimizer", choices=("adam", "sgd"))
     flip: bool = _f(True, "random horizontal flip at training time")
-    schedule: str = _f(
-        "constant",
-        "learning-rate schedule: constant, or cosine (linear warm-up, then cosine decay to 0 at the last epoch)",
-        choices=("constant", "cosine"),
+    scale_jitter: float = _f(
+        0.0, "training crop side varies by up to this factor around crop_size (0.25: x0.8..x1.25)"
     )
-    warmup_epochs: float = _f(1.0, "warm-up epochs of the cosine schedule")
+    erase_prob: float = _f(0.0, "probability of random erasing of a training clip")
+    mixup: float = _f(0.0, "mixup Beta(alpha, alpha) parameter for training batches; 0 is off")
     epoch: int = _f(15, "maximum number of training epochs")
 
     stage: typing.ClassVar[str] = "video"
 
 
 @dataclass
-class SensorConfig(StageConfig):
+class SensorConfig(ClassifierConfig):
     """Stage 1b: the InceptionTime sensor classifier (train_sensor.py)."""
 
     sensor_steps: int | None = _f(
         None, "resample every recording to this many steps; none keeps them"
     )
+    augment: bool = _f(True, "augment training recordings (rotation, time-warp, gain, jitter)")
+    rotate_deg: float = _f(15.0, "largest random rotation of each sensor unit, in degrees")
+    unit_channels: int | None = _f(
+        None,
+        "channels per rigid sensor unit rotated together (6: acc xyz + gyro xyz; 3: acc only; "
+        "0: no rotation); default the dataset's SENSOR_UNIT_CHANNELS, else no rotation",
+    )
+    time_warp: float = _f(0.2, "standard deviation of the smooth time-warp's speed; 0 is off")
+    gain: float = _f(0.1, "standard deviation of the per-channel gain around 1; 0 is off")
+    jitter: float = _f(0.05, "noise standard deviation as a fraction of the channel's; 0 is off")
     depth: int = _f(6, "number of inception modules")
     filters: int = _f(32, "filters per inception branch (embedding = 4 x filters)")
     dropout: float = _f(0.2, "dropout before the classifier")

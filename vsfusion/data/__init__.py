@@ -33,6 +33,7 @@ __all__ = [
     "DataError",
     "Manifest",
     "carve_validation",
+    "dataset_fact",
     "load_dataset",
     "subject_split",
 ]
@@ -81,6 +82,23 @@ def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
             f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
         ) from None
     return loader(root, **kwargs)
+
+
+def dataset_fact(name: str, fact: str, default: Any = None) -> Any:
+    """A module constant of a dataset's adapter (e.g. ``SENSOR_UNIT_CHANNELS``), or ``default``.
+
+    Example:
+        >>> dataset_fact("UTD-MHAD", "SENSOR_UNIT_CHANNELS"), dataset_fact("folder", "NOPE", 0)
+        (6, 0)
+    """
+    import importlib
+
+    if name not in DATASETS:
+        return default
+    module = DATASETS[name].__module__
+    if module == __name__:  # a lazy wrapper here, named after its module (``_load_demo``)
+        module = f"{__name__}.{name}"
+    return getattr(importlib.import_module(module), fact, default)
 
 
 def __getattr__(name: str) -> Any:

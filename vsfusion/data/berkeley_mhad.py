@@ -110,6 +110,7 @@ __all__ = [
     "PROTOCOLS",
     "REPETITIONS",
     "SENSOR_CHANNELS",
+    "SENSOR_UNIT_CHANNELS",
     "SENSOR_STEPS",
     "SUBJECTS",
     "UNITS",
@@ -147,6 +148,8 @@ SENSOR_CHANNELS: tuple[str, ...] = tuple(
     f"h{k:02d}_{ax}" for k in UNITS for ax in ("ax", "ay", "az")
 )
 """The 18 fused channels: each unit's x, y, z acceleration (g), unit by unit."""
+SENSOR_UNIT_CHANNELS = 3
+"""Channels of one rigid unit (a Shimmer's accelerometer xyz), rotated together in augmentation."""
 DEFAULT_CAMERA: tuple[int, int] = (1, 1)
 """(cluster, camera) read by default: ``Cluster01/Cam01``, the front camera of the demo script."""
 BAYER_PATTERN: str | None = "GRBG"

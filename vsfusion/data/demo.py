@@ -94,6 +94,7 @@ __all__ = [
     "NUM_SUBJECTS",
     "PROTOCOL",
     "SENSOR_CHANNELS",
+    "SENSOR_UNIT_CHANNELS",
     "SENSOR_RATE_HZ",
     "SENSOR_STEPS",
     "SIZE",
@@ -135,6 +136,8 @@ VIDEO_FPS = NUM_FRAMES / DURATION_S
 SENSOR_RATE_HZ = SENSOR_STEPS / DURATION_S
 """64 Hz with the defaults."""
 SENSOR_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+SENSOR_UNIT_CHANNELS = 6
+"""Channels of one rigid unit (accelerometer xyz + gyroscope xyz), rotated together in augmentation."""
 """Accelerometer (m/s^2, gravity included) then gyroscope (rad/s), both in the wrist frame."""
 GRAVITY = 9.81
 FIELD_OF_VIEW_M = 0.8

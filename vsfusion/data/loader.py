@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from vsfusion.data.augment import SensorAugment, mixup, random_erase, scale_jitter_crop
 from vsfusion.data.errors import DataError
 from vsfusion.data.sensor import resample, validate_sensor
 from vsfusion.data.video import center_crop, hflip, random_crop, resize_shorter, uniform_indices
@@ -27,8 +28,11 @@ class ClipLoader(keras.utils.PyDataset):
     (only the requested modalities) and ``y = int64 (B,)``.
 
     * Test mode (``train=False``): uniform temporal sampling, centre crop, no flip: deterministic.
-    * Train mode: jittered temporal sampling, random crop, horizontal flip with probability 0.5 when
-      ``flip=True``. The randomness of batch ``i`` in epoch ``e`` comes from
+    * Train mode: jittered temporal sampling, random crop (with ``scale_jitter``: a square of
+      varying side resized to ``crop_size``), horizontal flip with probability 0.5 when
+      ``flip=True``, random erasing with probability ``erase_prob``, the ``sensor_augment``
+      transformations, and with ``mixup > 0`` mixup of the whole batch (then ``y`` is soft
+      targets ``float32 (B, K)`` instead of labels). The randomness of batch ``i`` in epoch ``e`` comes from
       ``default_rng([seed, e, i])``, so it is reproducible whatever the worker scheduling.
     * Frames smaller than ``crop_size`` are first resized (shorter side up to ``crop_size``).
     * Sensors are resampled to ``sensor_steps`` (see :func:`vsfusion.data.sensor.resample`) when
@@ -47,6 +51,11 @@ class ClipLoader(keras.utils.PyDataset):
         crop_size: Square crop side (``None``: full frames; then frames must be equally sized).
         flip: Random horizontal flips in train mode.
         sensor_steps: Sensor length (``None``: stored length; then lengths must agree).
+        scale_jitter: Train-mode crop side varies by up to this factor (see
+            :func:`vsfusion.data.augment.scale_jitter_crop`); 0: fixed ``crop_size``.
+        erase_prob: Train-mode probability of blanking a random rectangle of a clip.
+        sensor_augment: Train-mode sensor transformations, or None.
+        mixup: Train-mode mixup ``Beta(alpha, alpha)`` parameter; 0: off.
         workers: Passed to ``keras.utils.PyDataset``.
         use_multiprocessing: Passed to ``keras.utils.PyDataset``.
         max_queue_size: Passed to ``keras.utils.PyDataset``.
@@ -79,6 +88,10 @@ class ClipLoader(keras.utils.PyDataset):
         crop_size: int | None = None,
         flip: bool = False,
         sensor_steps: int | None = None,
+        scale_jitter: float = 0.0,
+        erase_prob: float = 0.0,
+        sensor_augment: SensorAugment | None = None,
+        mixup: float = 0.0,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -128,6 +141,10 @@ class ClipLoader(keras.utils.PyDataset):
         self.crop_size = crop_size
         self.flip = bool(flip)
         self.sensor_steps = sensor_steps
+        self.scale_jitter = float(scale_jitter)
+        self.erase_prob = float(erase_prob)
+        self.sensor_augment = sensor_augment
+        self.mixup = float(mixup)
         self.epoch = 0
         self._channels: dict[str, tuple[int, str]] = {}
         self._order = self._permutation()
@@ -185,15 +202,19 @@ class ClipLoader(keras.utils.PyDataset):
         if self.crop_size is not None:
             if min(frames.shape[1:3]) < self.crop_size:
                 frames = resize_shorter(frames, self.crop_size)
-            if self.train:
-                frames = random_crop(frames, self.crop_size, rng)
-            else:
+            if not self.train:
                 frames = center_crop(frames, self.crop_size)
+            elif self.scale_jitter:
+                frames = scale_jitter_crop(frames, self.crop_size, self.scale_jitter, rng)
+            else:
+                frames = random_crop(frames, self.crop_size, rng)
         if self.train and self.flip and rng.random() < 0.5:
             frames = hflip(frames)
+        if self.train and self.erase_prob and rng.random() < self.erase_prob:
+            frames = random_erase(frames, rng)
         return frames.astype(np.float32)
 
-    def _read_sensor(self, path: str) -> np.ndarray:
+    def _read_sensor(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
         try:
             arr = np.load(path, mmap_mode="r")
         except FileNotFoundError:
@@ -204,6 +225,11 @@ class ClipLoader(keras.utils.PyDataset):
         self._check_channels("sensor", arr.shape[1], path)
         if self.sensor_steps is not None and arr.shape[0] != self.sensor_steps:
             arr = resample(arr, self.sensor_steps)
+        if self.train and self.sensor_augment is not None:
+            try:
+                return self.sensor_augment(arr, rng)
+            except ValueError as exc:
+                raise DataError(f"{path}: {exc}") from None
         return np.asarray(arr, dtype=np.float32)
 
     @staticmethod
@@ -238,10 +264,25 @@ class ClipLoader(keras.utils.PyDataset):
         for m in self.modalities:
             paths = [self._paths[m][r] for r in rows]
             if m == "sensor":
-                items = [self._read_sensor(p) for p in paths]
+                items = [self._read_sensor(p, rng) for p in paths]
                 hint = "pass sensor_steps to resample to a common length"
             else:
                 items = [self._read_video(p, rng, m) for p in paths]
                 hint = "pass num_frames and crop_size for a common clip shape"
             x[m] = self._stack(items, paths, m, hint)
-        return x, self._labels[rows]
+        y = self._labels[rows]
+        if self.train and self.mixup:
+            names = sorted(x)
+            mixed = [
+                mixup(
+                    x[m],
+                    y,
+                    len(self.classes),
+                    self.mixup,
+                    np.random.default_rng([self.seed, self.epoch, i, 1]),
+                )
+                for m in names
+            ]
+            x = {m: arr for m, (arr, _) in zip(names, mixed, strict=True)}
+            return x, mixed[0][1]
+        return x, y

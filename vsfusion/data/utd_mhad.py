@@ -106,6 +106,7 @@ __all__ = [
     "RGB_FPS",
     "RGB_SHAPE",
     "SENSOR_CHANNELS",
+    "SENSOR_UNIT_CHANNELS",
     "SENSOR_RATE",
     "SENSOR_STEPS",
     "SUBJECTS",
@@ -181,6 +182,8 @@ DEPTH_FPS = 30
 """Nominal; a trial's depth frame count and inertial sample count have no fixed ratio."""
 SENSOR_RATE = 50
 SENSOR_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+SENSOR_UNIT_CHANNELS = 6
+"""Channels of one rigid unit (accelerometer xyz + gyroscope xyz), rotated together in augmentation."""
 """Accelerometer in g, gyroscope in deg/s."""
 
 VIDEO_MODALITIES: tuple[str, ...] = ("depth", "rgb")

@@ -130,6 +130,7 @@ __all__ = [
     "NUM_WATCHES",
     "PROTOCOLS",
     "SENSOR_CHANNELS",
+    "SENSOR_UNIT_CHANNELS",
     "SENSOR_CHANNEL_NAMES",
     "SENSOR_STEPS",
     "SPLIT_BY",
@@ -152,6 +153,8 @@ NUM_WATCHES = 2
 CHANNELS_PER_WATCH = 6
 SENSOR_CHANNELS = NUM_WATCHES * CHANNELS_PER_WATCH
 """12: the two watches' 6 channels each, concatenated."""
+SENSOR_UNIT_CHANNELS = CHANNELS_PER_WATCH
+"""Channels of one rigid unit (a watch: accelerometer xyz, gyroscope xyz), rotated together in augmentation."""
 SPLIT_BY = "signer"
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
 WATCHES: tuple[str, ...] = ("left", "right")

@@ -24,6 +24,7 @@ from vsfusion.models.heads import (
     split_classifier,
 )
 from vsfusion.models.i3d import build_i3d, load_i3d_weights
+from vsfusion.models.losses import SoftTargetCrossentropy, classification_loss, top1_accuracy
 from vsfusion.models.r2plus1d import build_r2plus1d_18
 from vsfusion.models.sensor import build_inception_time, fit_normalization
 from vsfusion.models.x3d import build_x3d
@@ -31,6 +32,7 @@ from vsfusion.models.x3d import build_x3d
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
+    "SoftTargetCrossentropy",
     "backbone_spec",
     "L2Norm",
     "build_backbone",
@@ -44,6 +46,7 @@ __all__ = [
     "build_r2plus1d_18",
     "build_x3d",
     "check_clip",
+    "classification_loss",
     "count_macs",
     "call_on_inputs",
     "fit_normalization",
@@ -52,4 +55,5 @@ __all__ = [
     "load_i3d_weights",
     "model_inputs_like",
     "split_classifier",
+    "top1_accuracy",
 ]

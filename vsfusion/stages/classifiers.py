@@ -1,23 +1,31 @@
 """Stage 1: the single-modality classifiers (a video backbone, I3D by default; InceptionTime on sensors).
 
-Both are trained the same way: fit on the training split, select the epoch on the validation
-split, then report validation and test metrics of the selected weights.
+Both are trained the same way: fit on the training split with the stage's augmentation,
+schedule and label smoothing, select the epoch on the validation split, then report validation
+and test metrics of the selected weights. With ``--final_fit`` the model is retrained on the
+training and validation subjects for the selected number of epochs and test metrics are those of
+the refit model (recorded under ``final_fit`` in ``metrics.json``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
-from vsfusion.config import SensorConfig, StageConfig, VideoConfig
-from vsfusion.data import ClipLoader, Manifest
+from vsfusion.config import ClassifierConfig, SensorConfig, StageConfig, VideoConfig
+from vsfusion.data import ClipLoader, Manifest, dataset_fact
+from vsfusion.data.augment import SensorAugment
 from vsfusion.evaluation.metrics import classification_summary
 from vsfusion.models import (
     build_backbone,
     build_inception_time,
+    classification_loss,
     fit_normalization,
     load_i3d_weights,
 )
@@ -34,7 +42,7 @@ from vsfusion.stages.common import (
     seed_everything,
 )
 
-__all__ = ["run_video", "run_sensor", "make_loader", "evaluate_classifier"]
+__all__ = ["run_video", "run_sensor", "make_loader", "evaluate_classifier", "sensor_augment"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,18 +105,45 @@ def _split_loaders(
     return train, val, test
 
 
+def _compile(model: keras.Model, cfg: ClassifierConfig, steps_per_epoch: int) -> None:
+    lr = learning_rate(cfg, steps_per_epoch=steps_per_epoch)
+    if getattr(cfg, "optimizer", "adam") == "sgd":
+        optimizer = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = keras.optimizers.Adam(lr)
+    loss, metrics = classification_loss(cfg.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
 def _train_and_report(
-    model: keras.Model,
+    build: Callable[[ClipLoader], keras.Model],
     loaders: tuple[ClipLoader, ClipLoader, ClipLoader | None],
+    refit_loader: Callable[[], ClipLoader],
     manifest: Manifest,
-    cfg: StageConfig,
+    cfg: ClassifierConfig,
     run: RunDir,
-    optimizer: keras.optimizers.Optimizer,
     extra: dict[str, Any],
+    late_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Fit ``build(train)`` with the epoch chosen on validation; with ``cfg.final_fit`` refit
+    ``build(refit_loader())`` on training + validation for that many epochs (same schedule
+    horizon) and report test metrics of the refit model. Validation metrics are always those of
+    the model selected on validation (the refit model has seen the validation subjects)."""
     train, val, test = loaders
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = build(train)
+    _compile(model, cfg, len(train))
     selection = fit_with_selection(model, train, val, cfg, run)
+    val_metrics = evaluate_classifier(model, val, manifest.classes)
+    refit: dict[str, Any] | None = None
+    if cfg.final_fit:
+        both = refit_loader()
+        seed_everything(cfg.seed)
+        model = build(both)
+        _compile(model, cfg, len(both))
+        epochs = int(selection["best_epoch"])
+        logger.info("final fit: %d epochs on %d training + validation samples", epochs, len(both))
+        model.fit(both, epochs=epochs, verbose=cfg.verbose)
+        refit = {"epochs": epochs, "n_samples": len(both.labels)}
     save_model(model, run.path)
     metrics = {
         "classes": manifest.classes,
@@ -117,7 +152,9 @@ def _train_and_report(
         "n_test": len(test.labels) if test is not None else 0,
         **selection,
         **extra,
-        "val": evaluate_classifier(model, val, manifest.classes),
+        **(late_extra() if late_extra else {}),
+        "final_fit": refit,
+        "val": val_metrics,
         "test": evaluate_classifier(model, test, manifest.classes) if test is not None else None,
     }
     run.finish(metrics)
@@ -126,33 +163,79 @@ def _train_and_report(
     return metrics
 
 
+def sensor_augment(cfg: SensorConfig, channels: int) -> SensorAugment | None:
+    """The training augmentation of ``cfg`` for recordings of ``channels`` channels (None: off).
+
+    The rotation unit is ``cfg.unit_channels``, else the dataset's ``SENSOR_UNIT_CHANNELS``, else
+    no rotation (an unknown channel layout is not rotated)."""
+    if not cfg.augment:
+        return None
+    unit = cfg.unit_channels
+    if unit is None:
+        unit = dataset_fact(cfg.dataset, "SENSOR_UNIT_CHANNELS", 0)
+        if unit and channels % unit:
+            unit = 0
+    aug = SensorAugment(
+        rotate_deg=cfg.rotate_deg,
+        unit_channels=int(unit),
+        warp=cfg.time_warp,
+        scale=cfg.gain,
+        jitter=cfg.jitter,
+    )
+    try:
+        aug.check(channels)
+    except ValueError as exc:
+        raise StageError(f"--unit_channels: {exc}") from None
+    return aug
+
+
+def _train_plus_val(manifest: Manifest, modality: str) -> Any:
+    rows = pd.concat([require_modality(manifest, s, modality) for s in ("train", "val")])
+    return rows.reset_index(drop=True)
+
+
 def run_sensor(cfg: SensorConfig) -> RunDir:
     """Train the InceptionTime sensor classifier; normalisation statistics come from training data only."""
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
-    loaders = _split_loaders(manifest, "sensor", cfg, sensor_steps=cfg.sensor_steps)
-    plain_train = make_loader(
-        loaders[0].samples, manifest, "sensor", cfg, train=False, sensor_steps=cfg.sensor_steps
+    kw: dict[str, Any] = {"sensor_steps": cfg.sensor_steps}
+    probe = make_loader(
+        require_modality(manifest, "val", "sensor"), manifest, "sensor", cfg, train=False, **kw
     )
-    mean, var = fit_normalization(plain_train[i][0]["sensor"] for i in range(len(plain_train)))
-    steps, channels = plain_train[0][0]["sensor"].shape[1:]
+    steps, channels = probe[0][0]["sensor"].shape[1:]
+    kw["sensor_augment"] = sensor_augment(cfg, int(channels))
+    loaders = _split_loaders(manifest, "sensor", cfg, **kw)
     run = RunDir.create(cfg)
-    model = build_inception_time(
-        (steps, channels),
-        num_classes=len(manifest.classes),
-        dropout=cfg.dropout,
-        depth=cfg.depth,
-        filters=cfg.filters,
-        normalization=(mean, var),
-    )
+
+    def build(train: ClipLoader) -> keras.Model:
+        plain = make_loader(train.samples, manifest, "sensor", cfg, train=False, **kw)
+        mean, var = fit_normalization(plain[i][0]["sensor"] for i in range(len(plain)))
+        return build_inception_time(
+            (steps, channels),
+            num_classes=len(manifest.classes),
+            dropout=cfg.dropout,
+            depth=cfg.depth,
+            filters=cfg.filters,
+            normalization=(mean, var),
+        )
+
+    def refit_loader() -> ClipLoader:
+        return make_loader(
+            _train_plus_val(manifest, "sensor"), manifest, "sensor", cfg, train=True, **kw
+        )
+
+    augment = kw["sensor_augment"]
     _train_and_report(
-        model,
+        build,
         loaders,
+        refit_loader,
         manifest,
         cfg,
         run,
-        keras.optimizers.Adam(cfg.lr),
-        {"input_shape": [int(steps), int(channels)]},
+        {
+            "input_shape": [int(steps), int(channels)],
+            "augment": dataclasses.asdict(augment) if augment else None,
+        },
     )
     return run
 
@@ -164,34 +247,45 @@ def run_video(cfg: VideoConfig) -> RunDir:
         raise StageError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
-    kw = {"num_frames": cfg.num_frames, "crop_size": cfg.crop_size}
-    loaders = _split_loaders(manifest, "video", cfg, flip=cfg.flip, **kw)
+    kw = {
+        "num_frames": cfg.num_frames,
+        "crop_size": cfg.crop_size,
+        "flip": cfg.flip,
+        "scale_jitter": cfg.scale_jitter,
+        "erase_prob": cfg.erase_prob,
+        "mixup": cfg.mixup,
+    }
+    loaders = _split_loaders(manifest, "video", cfg, **kw)
     channels = int(loaders[1][0][0]["video"].shape[-1])
     run = RunDir.create(cfg)
     input_shape = (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels)
-    model = build_backbone(
-        cfg.backbone, input_shape, num_classes=len(manifest.classes), dropout=cfg.dropout
-    )
     loaded: list[str] = []
-    if cfg.pretrain:
-        loaded = load_i3d_weights(model, cfg.pretrain)
-        logger.info("loaded %d layers from %s", len(loaded), cfg.pretrain)
-    lr = learning_rate(cfg, steps_per_epoch=len(loaders[0]))
-    if cfg.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    else:
-        optimizer = keras.optimizers.Adam(lr)
+
+    def build(train: ClipLoader) -> keras.Model:
+        model = build_backbone(
+            cfg.backbone, input_shape, num_classes=len(manifest.classes), dropout=cfg.dropout
+        )
+        if cfg.pretrain:
+            loaded[:] = load_i3d_weights(model, cfg.pretrain)
+            logger.info("loaded %d layers from %s", len(loaded), cfg.pretrain)
+        return model
+
+    def refit_loader() -> ClipLoader:
+        return make_loader(
+            _train_plus_val(manifest, "video"), manifest, "video", cfg, train=True, **kw
+        )
+
     _train_and_report(
-        model,
+        build,
         loaders,
+        refit_loader,
         manifest,
         cfg,
         run,
-        optimizer,
         {
             "backbone": cfg.backbone,
             "input_shape": list(input_shape),
-            "pretrained_layers": len(loaded),
         },
+        lambda: {"pretrained_layers": len(loaded)},
     )
     return run
