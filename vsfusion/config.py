@@ -57,6 +57,12 @@ class StageConfig:
         None, "video stream of datasets with several (UTD-MHAD: rgb or depth)"
     )
     protocol: str | None = _f(None, "evaluation protocol of the dataset; default: its standard one")
+    video_crop: str | None = _f(
+        None,
+        "spatial crop of the video cache: centre, or person (depth: nearest depth band; RGB: "
+        "motion); a separate cache; default: the dataset's (centre)",
+        choices=("centre", "person"),
+    )
     subject_pattern: str | None = _f(
         None,
         "folder dataset: regex with a (?P<subject>...) group on file names; default: prefix before '_'",

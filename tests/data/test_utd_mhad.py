@@ -348,7 +348,9 @@ def test_real_dev_protocol_split(utd_root, tmp_path, monkeypatch):
         return np.zeros((4, 6), np.float32)
 
     monkeypatch.setattr(
-        utd_mhad, "make_readers", lambda m: {"video": fake_video, "sensor": fake_sensor}
+        utd_mhad,
+        "make_readers",
+        lambda m, crop="centre": {"video": fake_video, "sensor": fake_sensor},
     )
     m = load(utd_root, cache_dir=tmp_path / "c", protocol="dev", workers=1)
     counts = {s: len(m.split(s)) for s in ("train", "val", "test")}

@@ -97,7 +97,14 @@ from vsfusion.data.errors import DataError
 from vsfusion.data.manifest import Manifest
 from vsfusion.data.sensor import resample, validate_sensor
 from vsfusion.data.splits import carve_validation
-from vsfusion.data.video import center_crop, resize_shorter, uniform_indices
+from vsfusion.data.video import (
+    check_crop,
+    crop_clip,
+    crop_params,
+    log_crop,
+    resize_shorter,
+    uniform_indices,
+)
 
 __all__ = [
     "ACTIONS",
@@ -400,7 +407,9 @@ def read_camera(
     num_frames: int = CACHE_FRAMES,
     size: int = CACHE_SIZE,
     bayer: str | None = BAYER_PATTERN,
-) -> np.ndarray:
+    crop: str = "centre",
+    with_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Read one camera's PGM frames of a recording as a uint8 clip ``(num_frames, size, size, C)``.
 
     Frames are taken in frame-number order. When ``source["timestamps"]`` is set, only the frames
@@ -415,9 +424,13 @@ def read_camera(
         size: Shorter side after resizing, and the side of the centre crop.
         bayer: Bayer pattern of single-channel frames (``"GRBG"``, ``"RGGB"``, ``"BGGR"`` or
             ``"GBRG"``): demosaicked to RGB (C = 3). ``None``: keep one grey channel (C = 1).
+        crop: ``"centre"`` or ``"person"``: frames resized to twice ``size`` and the square
+            around the clip's motion cut out (:func:`vsfusion.data.video.crop_clip`).
+        with_info: Also return the crop info, as the cache's readers do.
 
     Returns:
-        Contiguous uint8 ``(num_frames, size, size, 3)`` (or ``(..., 1)`` with ``bayer=None``).
+        Contiguous uint8 ``(num_frames, size, size, 3)`` (or ``(..., 1)`` with ``bayer=None``),
+        or ``(clip, info)`` with ``with_info``.
 
     Raises:
         DataError: No frames, an unreadable frame, or a bad time stamps/accelerometer file.
@@ -442,14 +455,17 @@ def read_camera(
             log.debug(
                 "%s: no frame number matches the time window; all frames kept", source["frames"]
             )
+    crop = check_crop(crop)
+    decode = size if crop == "centre" else 2 * size
     idx = uniform_indices(len(frames), num_frames)
     decoded = {}
     for i in np.unique(idx):
         path = frames[int(i)][1]
         img = _to_channels(cv2.imread(path, cv2.IMREAD_UNCHANGED), bayer, path)
-        decoded[int(i)] = resize_shorter(img[None], size)[0]
-    clip = np.stack([decoded[int(i)] for i in idx])
-    return np.ascontiguousarray(center_crop(clip, size)).astype(np.uint8, copy=False)
+        decoded[int(i)] = resize_shorter(img[None], decode)[0]
+    clip = np.stack([decoded[int(i)] for i in idx]).astype(np.uint8, copy=False)
+    clip, info = crop_clip(clip, size, crop, source["frames"])
+    return (clip, info) if with_info else clip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,6 +632,7 @@ def load(
     camera: tuple[int, int] = DEFAULT_CAMERA,
     bayer: str | None = BAYER_PATTERN,
     subjects: Iterable[int] | None = None,
+    video_crop: str | None = None,
 ) -> Manifest:
     """Prepare (once, cached) and load Berkeley MHAD under one protocol.
 
@@ -631,6 +648,8 @@ def load(
         bayer: Bayer pattern of the frames (``None``: keep one grey channel).
         subjects: Only prepare these subjects (quick runs and tests); default all the protocol
             uses.
+        video_crop: ``"centre"`` (default) or ``"person"`` (the square around the clip's
+            motion, see :func:`read_camera`), a separate cache.
 
     Returns:
         The validated :class:`Manifest` named ``"MHAD"``; ids are ``sSS/aAA_rRR``, subjects
@@ -648,6 +667,7 @@ def load(
         274
     """
     protocol = protocol or "standard"
+    crop = check_crop(video_crop)
     if protocol not in PROTOCOLS:
         raise DataError(f"{NAME}: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     if bayer is not None and bayer not in _BAYER_CODES:
@@ -724,14 +744,22 @@ def load(
         steps=SENSOR_STEPS,
         grid_hz=GRID_HZ,
         format=_FORMAT,
+        **crop_params(crop),
     )
     readers = {
         "sensor": functools.partial(read_sensor, steps=SENSOR_STEPS, grid_hz=GRID_HZ),
         "video": functools.partial(
-            read_camera, num_frames=CACHE_FRAMES, size=CACHE_SIZE, bayer=bayer
+            read_camera,
+            num_frames=CACHE_FRAMES,
+            size=CACHE_SIZE,
+            bayer=bayer,
+            crop=crop,
+            with_info=True,
         ),
     }
     df = build_cache(entries, Path(cache_dir) / key, readers, workers=workers, desc=NAME)
+    if has_camera:
+        log_crop(NAME, crop, df)
     if protocol == "standard":
         try:
             df = carve_validation(df, val_fraction, seed)

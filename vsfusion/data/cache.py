@@ -20,6 +20,10 @@ Guarantees:
 * a reader's output is checked (video: uint8 4-D; sensor: finite 2-D, stored as float32);
 * a sample whose reader fails (a :class:`~vsfusion.data.errors.DataError` or any decoding error) is
   dropped, and all failures are reported in one warning naming the files;
+* a reader may return ``(array, info)`` with a small JSON-serialisable ``info`` dict (e.g. the crop
+  box of a clip): the infos of every cached sample go to ``<cache_root>/<modality>.info.json``
+  (kept across resumed runs) and to ``df.attrs["info"]``; an info's ``"warning"`` (one line naming
+  the file, e.g. a crop that fell back) is reported in one warning per run listing the files;
 * ``manifest.csv`` is written last, so its presence means a finished preparation.
   ``Manifest.from_csv(<cache_root>/manifest.csv)`` reads it back.
 
@@ -226,10 +230,18 @@ def _error_line(exc: BaseException, source: Any) -> str:
     return f"{_describe(source)}: {type(exc).__name__}" + (f": {msg}" if msg else "")
 
 
+def _split_info(out: Any) -> tuple[Any, dict | None]:
+    """A reader's output as ``(array, info)``: readers may return ``(array, info_dict)``."""
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
+        return out[0], out[1]
+    return out, None
+
+
 def _prepare(
     tasks: list[tuple[str, Callable[[Any], np.ndarray], Any, str]],
-) -> list[tuple[str, str | None]]:
-    """Worker: run each ``(modality, reader, source, out)`` task; return ``(modality, error)``.
+) -> list[tuple[str, str | None, dict | None]]:
+    """Worker: run each ``(modality, reader, source, out)`` task; return
+    ``(modality, error, info)``.
 
     Stops at the first failing modality of the sample (the sample is dropped anyway).
     """
@@ -239,16 +251,33 @@ def _prepare(
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
-    results: list[tuple[str, str | None]] = []
+    results: list[tuple[str, str | None, dict | None]] = []
     for modality, reader, source, out in tasks:
         try:
-            array = validate_output(reader(source), modality, source)
+            array, info = _split_info(reader(source))
+            array = validate_output(array, modality, source)
             atomic_save_npy(out, np.ascontiguousarray(array))
         except Exception as e:  # one bad file must not stop the preparation
-            results.append((modality, _error_line(e, source)))
+            results.append((modality, _error_line(e, source), None))
             break
-        results.append((modality, None))
+        results.append((modality, None, info))
     return results
+
+
+def _info_path(root: Path, modality: str) -> Path:
+    return root / f"{modality}.info.json"
+
+
+def _read_infos(root: Path, modality: str) -> dict[str, dict]:
+    path = _info_path(root, modality)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        log.warning("%s: unreadable (%s); its per-sample infos are rebuilt as samples are", path, e)
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def build_cache(
@@ -272,14 +301,16 @@ def build_cache(
         entries: The samples; ids must be unique. ``sources`` keys must be keys of ``readers``.
         cache_root: Output folder (created).
         readers: Modality -> picklable top-level function (or ``functools.partial``) taking the
-            entry's source for that modality and returning the array to store.
+            entry's source for that modality and returning the array to store, or
+            ``(array, info)`` with a JSON-serialisable ``info`` dict (see the module docstring).
         workers: Worker processes; ``<= 1`` runs the readers in this process.
         desc: Progress bar label.
 
     Returns:
         DataFrame with columns ``id, label, subject, split, video, sensor`` (absolute paths, ``""``
         where a sample lacks the modality) plus one column per extra modality, in entry order,
-        failed samples left out. ``df.attrs["failed"]`` maps each dropped id to its error line.
+        failed samples left out. ``df.attrs["failed"]`` maps each dropped id to its error line;
+        ``df.attrs["info"]`` maps modality -> id -> info for readers returning infos.
 
     Raises:
         ValueError: Duplicate or unsafe ids, or a source modality without a reader.
@@ -326,11 +357,14 @@ def build_cache(
     log.info("%s: %d samples to prepare, %d already cached, in %s", desc, len(jobs), done, root)
 
     failed: dict[str, str] = {}
+    new_infos: dict[str, dict[str, dict]] = {}
 
-    def record(sample_id: str, results: list[tuple[str, str | None]]) -> None:
-        for _, err in results:
+    def record(sample_id: str, results: list[tuple[str, str | None, dict | None]]) -> None:
+        for modality, err, info in results:
             if err is not None:
                 failed[sample_id] = err
+            elif info is not None:
+                new_infos.setdefault(modality, {})[sample_id] = info
 
     if workers > 1 and len(jobs) > 1:
         try:
@@ -367,7 +401,8 @@ def build_cache(
                         ) from None
                     except Exception as exc:  # e.g. an unpicklable reader or source
                         src = "; ".join(_describe(t[2]) for t in tasks)
-                        results = [("", f"{src}: worker failed ({type(exc).__name__}: {exc})")]
+                        err = f"{src}: worker failed ({type(exc).__name__}: {exc})"
+                        results = [("", err, None)]
                     record(sample_id, results)
                     bar.update()
             except BaseException:
@@ -391,6 +426,32 @@ def build_cache(
         )
         log.debug("%s: all failures: %s", desc, failed)
 
+    infos: dict[str, dict[str, dict]] = {}
+    for m in modalities:
+        stored = _read_infos(root, m)
+        if m in new_infos:
+            stored.update(new_infos[m])
+            atomic_write_text(_info_path(root, m), json.dumps(stored, sort_keys=True) + "\n")
+        if stored:
+            infos[m] = {
+                e.id: stored[e.id] for e in entries if e.id in stored and e.id not in failed
+            }
+    notes = [
+        new_infos[m][e.id]["warning"]
+        for m in modalities
+        for e in entries
+        if e.id in new_infos.get(m, {}) and new_infos[m][e.id].get("warning")
+    ]
+    if notes:
+        more = len(notes) - _MAX_LISTED
+        log.warning(
+            "%s: %d sample(s) prepared with a fallback: %s%s",
+            desc,
+            len(notes),
+            "; ".join(notes[:_MAX_LISTED]),
+            f"; ... and {more} more" if more > 0 else "",
+        )
+
     rows = []
     for e in entries:
         if e.id in failed:
@@ -410,4 +471,5 @@ def build_cache(
     rel.to_csv(buf, index=False)
     atomic_write_text(root / MANIFEST_NAME, buf.getvalue())
     df.attrs["failed"] = dict(failed)
+    df.attrs["info"] = infos
     return df

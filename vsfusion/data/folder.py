@@ -69,7 +69,7 @@ from vsfusion.data.errors import DataError
 from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS, Manifest
 from vsfusion.data.sensor import TIME_COLUMNS, resample, validate_sensor
 from vsfusion.data.splits import carve_validation
-from vsfusion.data.video import center_crop, read_video
+from vsfusion.data.video import check_crop, crop_clip, crop_params, log_crop, read_video
 
 __all__ = [
     "CACHE_FRAMES",
@@ -108,16 +108,31 @@ _FORMAT = 1  # bump when the readers below change what they store
 # readers (top-level and picklable: they run in build_cache's worker processes)
 
 
-def read_clip(path: str, num_frames: int = CACHE_FRAMES, size: int = CACHE_SIZE) -> np.ndarray:
+def read_clip(
+    path: str,
+    num_frames: int = CACHE_FRAMES,
+    size: int = CACHE_SIZE,
+    crop: str = "centre",
+    with_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Decode a video to uint8 ``(num_frames, size, size, 3)``: uniform sampling, resize, crop.
+
+    The RGB video reader of the folder, VSL (raw) and UTD-MHAD (rgb) datasets. With
+    ``crop="person"`` frames are decoded at twice ``size`` (shorter side) and the square around
+    the clip's motion is cut and resized to ``size`` (:func:`~vsfusion.data.video.crop_clip`); a
+    still clip falls back to the centre crop.
 
     Args:
         path: Video file.
         num_frames: Frames sampled uniformly in time (centre of each segment).
         size: Shorter side after resizing, and the side of the centre crop.
+        crop: ``"centre"`` or ``"person"``.
+        with_info: Also return the crop info (``{"crop", "box", "frame"}``, ``"warning"`` after
+            a fallback), as the cache's readers do.
 
     Returns:
-        Contiguous uint8 RGB array ``(num_frames, size, size, 3)``.
+        Contiguous uint8 RGB array ``(num_frames, size, size, 3)``, or ``(clip, info)`` with
+        ``with_info``.
 
     Raises:
         DataError: The file is missing or cannot be decoded.
@@ -126,8 +141,10 @@ def read_clip(path: str, num_frames: int = CACHE_FRAMES, size: int = CACHE_SIZE)
         >>> read_clip("train/wave/p1_wave.mp4", 16, 112).shape  # doctest: +SKIP
         (16, 112, 112, 3)
     """
-    clip = read_video(path, num_frames=num_frames, size=size)
-    return np.ascontiguousarray(center_crop(clip, size))
+    crop = check_crop(crop)
+    decode = size if crop == "centre" else 2 * size
+    clip, info = crop_clip(read_video(path, num_frames=num_frames, size=decode), size, crop, path)
+    return (clip, info) if with_info else clip
 
 
 def _is_number(text: str) -> bool:
@@ -377,6 +394,7 @@ def load(
     protocol: str | None = None,
     workers: int = 2,
     subject_pattern: str | None = SUBJECT_PATTERN,
+    video_crop: str | None = None,
 ) -> Manifest:
     """Prepare (once, cached) and load a class-per-folder dataset.
 
@@ -390,6 +408,8 @@ def load(
         workers: Preparation worker processes (``<= 1``: in this process).
         subject_pattern: Regex taking the subject from each file name; ``None``: one subject per
             sample.
+        video_crop: ``"centre"`` (default) or ``"person"`` (the square around the clip's motion,
+            see :func:`read_clip`), a separate cache.
 
     Returns:
         The validated :class:`Manifest` named ``"folder"``; ids are ``<split>/<label>/<stem>``.
@@ -403,6 +423,7 @@ def load(
         >>> m.summary()["train"]  # doctest: +SKIP
         96
     """
+    crop = check_crop(video_crop)
     if protocol not in (None, *PROTOCOLS):
         raise DataError(f"folder: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     root = Path(root).resolve()
@@ -427,12 +448,16 @@ def load(
         size=CACHE_SIZE,
         steps=SENSOR_STEPS,
         format=_FORMAT,
+        **crop_params(crop),
     )
     readers = {
-        "video": functools.partial(read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE),
+        "video": functools.partial(
+            read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
+        ),
         "sensor": functools.partial(read_sensor_file, steps=SENSOR_STEPS),
     }
     df = build_cache(entries, Path(cache_dir) / key, readers, workers=workers, desc=NAME)
+    log_crop(NAME, crop, df)
     if val_fraction and not (df["split"] == "val").any():
         try:
             df = carve_validation(df, val_fraction, seed)

@@ -85,10 +85,22 @@ import pandas as pd
 
 from vsfusion.data.cache import Entry, build_cache, cache_key
 from vsfusion.data.errors import DataError
+from vsfusion.data.folder import read_clip
 from vsfusion.data.manifest import Manifest
 from vsfusion.data.sensor import resample, validate_sensor
 from vsfusion.data.splits import carve_validation, subject_split
-from vsfusion.data.video import center_crop, read_video, uniform_indices
+from vsfusion.data.video import (
+    CROP_MARGIN,
+    DEPTH_BAND_MM,
+    center_crop,
+    check_crop,
+    crop_box,
+    crop_params,
+    foreground_box,
+    log_crop,
+    square_box,
+    uniform_indices,
+)
 
 __all__ = [
     "ACTIONS",
@@ -317,21 +329,33 @@ def read_depth(
     num_frames: int = CACHE_FRAMES,
     size: int = CACHE_SIZE,
     percentiles: tuple[float, float] = DEPTH_PERCENTILES,
-) -> np.ndarray:
+    crop: str = "centre",
+    with_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Read a ``_depth.mat`` file into a uint8 ``(num_frames, size, size, 1)`` clip.
 
     Uniform temporal sampling, masked area resize of the shorter side to ``size``, centre crop,
     then background 0 and foreground 1..255 (nearer = brighter) between the clip's
     ``percentiles`` of non-zero depth. See the module docstring.
 
+    With ``crop="person"`` the centre crop is replaced by the square around the person: the box
+    of the nearest depth band united over the sampled frames
+    (:func:`~vsfusion.data.video.foreground_box`), squared with a margin
+    (:func:`~vsfusion.data.video.square_box`, zero padding where it must reach past the frame),
+    then masked-area resized to ``size`` x ``size``. A clip without foreground falls back to the
+    centre crop (the info's ``"warning"`` names the file).
+
     Args:
         path: ``aA_sS_tT_depth.mat`` (variable ``d_depth``, H x W x T).
         num_frames: Frames to keep.
         size: Output side.
         percentiles: Depth percentiles mapped to brightest (255) and darkest (1) foreground.
+        crop: ``"centre"`` or ``"person"``.
+        with_info: Also return the crop info (``{"crop", "box", "frame"}``, and ``"warning"``
+            after a fallback), as the cache's readers do.
 
     Returns:
-        uint8 ``(num_frames, size, size, 1)``.
+        uint8 ``(num_frames, size, size, 1)``, or ``(clip, info)`` with ``with_info``.
 
     Raises:
         DataError: Unreadable file, wrong shape, or no frames.
@@ -355,22 +379,43 @@ def read_depth(
             f"{path}: depth frames {frames.shape[1]}x{frames.shape[2]} are smaller than "
             f"the cache size {size}"
         )
-    frames = center_crop(_masked_area_resize(frames, size)[..., None], size)[..., 0]
-    return np.ascontiguousarray(_depth_to_uint8(frames, percentiles)[..., None])
+    crop = check_crop(crop)
+    info: dict[str, Any] = {"crop": "centre", "box": None, "frame": list(frames.shape[1:])}
+    box = foreground_box(frames) if crop == "person" else None
+    if box is not None:
+        sq = square_box(box, frames.shape[1:], CROP_MARGIN)
+        frames = _masked_area_resize(crop_box(frames, sq), size)
+        info.update(crop="person", box=[int(b) for b in sq])
+    else:
+        if crop == "person":
+            info["warning"] = f"{path}: no foreground (person) found, centre crop used"
+        frames = center_crop(_masked_area_resize(frames, size)[..., None], size)[..., 0]
+    clip = np.ascontiguousarray(_depth_to_uint8(frames, percentiles)[..., None])
+    return (clip, info) if with_info else clip
 
 
 def read_rgb(
-    path: str | os.PathLike, *, num_frames: int = CACHE_FRAMES, size: int = CACHE_SIZE
-) -> np.ndarray:
+    path: str | os.PathLike,
+    *,
+    num_frames: int = CACHE_FRAMES,
+    size: int = CACHE_SIZE,
+    crop: str = "centre",
+    with_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Read a ``_color.avi`` file into a uint8 RGB ``(num_frames, size, size, 3)`` clip.
+
+    The same reader as the folder and VSL datasets use (:func:`vsfusion.data.folder.read_clip`).
 
     Args:
         path: ``aA_sS_tT_color.avi``.
         num_frames: Frames to keep (uniform temporal sampling).
         size: Output side (shorter-side resize, then centre crop).
+        crop: ``"centre"`` or ``"person"`` (the square around the clip's motion, see
+            :func:`~vsfusion.data.video.crop_clip`).
+        with_info: Also return the crop info.
 
     Returns:
-        uint8 ``(num_frames, size, size, 3)``.
+        uint8 ``(num_frames, size, size, 3)``, or ``(clip, info)`` with ``with_info``.
 
     Raises:
         DataError: Missing or undecodable video.
@@ -379,8 +424,7 @@ def read_rgb(
         >>> read_rgb("RGB/a1_s1_t1_color.avi").shape  # doctest: +SKIP
         (32, 128, 128, 3)
     """
-    clip = read_video(path, num_frames=num_frames, size=size)
-    return np.ascontiguousarray(center_crop(clip, size))
+    return read_clip(str(path), num_frames, size, crop=crop, with_info=with_info)
 
 
 def read_inertial(path: str | os.PathLike, *, steps: int = SENSOR_STEPS) -> np.ndarray:
@@ -575,12 +619,19 @@ def make_entries(
     return entries
 
 
-def cache_params(video_modality: str = DEFAULT_VIDEO_MODALITY) -> dict[str, Any]:
+def cache_params(
+    video_modality: str = DEFAULT_VIDEO_MODALITY, crop: str = "centre"
+) -> dict[str, Any]:
     """The preprocessing parameters that name the cache (:func:`~vsfusion.data.cache.cache_key`).
+
+    ``crop`` enters the parameters only when it is not ``"centre"``, so centre-crop caches made
+    before the option existed stay valid and both crops' caches live side by side.
 
     Example:
         >>> cache_params("depth")["frames"]
         32
+        >>> cache_params("depth", "person")["crop"]
+        'person'
     """
     params: dict[str, Any] = {
         "dataset": NAME,
@@ -592,22 +643,35 @@ def cache_params(video_modality: str = DEFAULT_VIDEO_MODALITY) -> dict[str, Any]
     if video_modality == "depth":
         params["depth_percentiles"] = list(DEPTH_PERCENTILES)
         params["depth_resize"] = "masked_area"
+    params.update(crop_params(crop))
+    if params.get("crop") and video_modality == "depth":
+        params["depth_band_mm"] = DEPTH_BAND_MM
     return params
 
 
-def make_readers(video_modality: str = DEFAULT_VIDEO_MODALITY) -> dict[str, Any]:
+def make_readers(
+    video_modality: str = DEFAULT_VIDEO_MODALITY, crop: str = "centre"
+) -> dict[str, Any]:
     """The picklable readers for :func:`~vsfusion.data.cache.build_cache`.
 
     Example:
-        >>> sorted(make_readers("depth"))
+        >>> sorted(make_readers("depth", crop="person"))
         ['sensor', 'video']
     """
+    crop = check_crop(crop)
     if video_modality == "depth":
         video = functools.partial(
-            read_depth, num_frames=CACHE_FRAMES, size=CACHE_SIZE, percentiles=DEPTH_PERCENTILES
+            read_depth,
+            num_frames=CACHE_FRAMES,
+            size=CACHE_SIZE,
+            percentiles=DEPTH_PERCENTILES,
+            crop=crop,
+            with_info=True,
         )
     elif video_modality == "rgb":
-        video = functools.partial(read_rgb, num_frames=CACHE_FRAMES, size=CACHE_SIZE)
+        video = functools.partial(
+            read_rgb, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
+        )
     else:
         raise DataError(
             f"unknown UTD-MHAD video modality {video_modality!r}; use one of {VIDEO_MODALITIES}"
@@ -646,6 +710,7 @@ def load(
     video_modality: str | None = None,
     protocol: str | None = None,
     workers: int = 2,
+    video_crop: str | None = None,
 ) -> Manifest:
     """Find the trials, prepare the cache (first run only) and return the validated manifest.
 
@@ -658,6 +723,8 @@ def load(
         video_modality: ``"depth"`` (default) or ``"rgb"``.
         protocol: ``"standard"`` (default) or ``"dev"``.
         workers: Preparation processes (``<= 1``: in this process).
+        video_crop: ``"centre"`` (default) or ``"person"``: the square around the person
+            (depth: nearest depth band; rgb: motion), a separate cache.
 
     Returns:
         The manifest (name ``"UTD-MHAD"``), video ``(32, 128, 128, 1)`` uint8 for depth
@@ -674,6 +741,7 @@ def load(
     """
     video_modality = video_modality or DEFAULT_VIDEO_MODALITY
     protocol = protocol or DEFAULT_PROTOCOL
+    crop = check_crop(video_crop)
     if video_modality not in VIDEO_MODALITIES:
         raise DataError(
             f"unknown UTD-MHAD video modality {video_modality!r}; use one of {VIDEO_MODALITIES}"
@@ -686,14 +754,15 @@ def load(
     wanted = {str(s) for subs in spec.values() for s in subs}
     entries = [e for e in entries if e.subject in wanted]
 
-    cache_root = Path(cache_dir) / cache_key(**cache_params(video_modality))
+    cache_root = Path(cache_dir) / cache_key(**cache_params(video_modality, crop))
     df = build_cache(
         entries,
         cache_root,
-        make_readers(video_modality),
+        make_readers(video_modality, crop),
         workers=workers,
         desc=f"{NAME} {video_modality}+inertial",
     )
+    log_crop(NAME, crop, df)
     if df.empty:
         raise DataError(f"{root}: every UTD-MHAD trial failed to read; see the warning above")
     df = subject_split(df, spec["train"], spec["test"], spec.get("val"))

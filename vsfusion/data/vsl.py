@@ -117,6 +117,7 @@ from vsfusion.data.io import atomic_write_text
 from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS, Manifest, _read_str_csv
 from vsfusion.data.sensor import read_sensor_csv, resample
 from vsfusion.data.splits import carve_validation
+from vsfusion.data.video import check_crop, crop_params, log_crop
 
 __all__ = [
     "ANNOTATIONS",
@@ -670,6 +671,7 @@ def load_raw(
     cache_dir: str | os.PathLike = "cache/VSL",
     protocol: str | None = None,
     workers: int = 2,
+    video_crop: str | None = None,
 ) -> Manifest:
     """Prepare raw VSL recordings (once, cached) and split them (see the module docstring).
 
@@ -689,6 +691,8 @@ def load_raw(
         protocol: ``None`` (``"given"`` if the annotations have a split column, else
             ``"signer"``), ``"given"`` or ``"signer"``.
         workers: Preparation worker processes (``<= 1``: in this process).
+        video_crop: ``"centre"`` (default) or ``"person"`` (the square around the clip's motion,
+            see :func:`vsfusion.data.folder.read_clip`), a separate video cache.
 
     Returns:
         The validated :class:`Manifest`; ids are the video paths relative to the raw folder
@@ -703,6 +707,7 @@ def load_raw(
         >>> m.summary()["modalities"]  # doctest: +SKIP
         ['video', 'sensor']
     """
+    crop = check_crop(video_crop)
     root = Path(root).resolve()
     raw = _raw_dir(root)
     if raw is None:
@@ -746,16 +751,23 @@ def load_raw(
 
     spans = sorted((i, s, e) for i, s, e in zip(ann["id"], ann["start"], ann["end"], strict=True))
     base = dict(dataset=NAME, root=str(raw), format=_FORMAT)
-    video_root = Path(cache_dir) / cache_key(**base, frames=CACHE_FRAMES, size=CACHE_SIZE)
+    video_root = Path(cache_dir) / cache_key(
+        **base, frames=CACHE_FRAMES, size=CACHE_SIZE, **crop_params(crop)
+    )
     sensor_root = Path(cache_dir) / cache_key(**base, steps=SENSOR_STEPS, spans=spans)
     common = [(r.id, r.label, r.subject, r.split) for r in ann.itertuples(index=False)]
     vdf = build_cache(
         [Entry(*c, {"video": str(r.video)}) for c, r in zip(common, ann.itertuples(), strict=True)],
         video_root,
-        {"video": functools.partial(read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE)},
+        {
+            "video": functools.partial(
+                read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
+            )
+        },
         workers=workers,
         desc="VSL video",
     )
+    log_crop("VSL", crop, vdf)
     sensor_sources = [
         {"left": str(r.left), "right": str(r.right), "start": r.start, "end": r.end}
         for r in ann.itertuples()
@@ -793,6 +805,7 @@ def load(
     cache_dir: str | os.PathLike = "cache/VSL",
     protocol: str | None = None,
     workers: int = 2,
+    video_crop: str | None = None,
 ) -> Manifest:
     """Load VSL from either accepted layout (see the module docstring).
 
@@ -809,6 +822,8 @@ def load(
         protocol: ``None`` (the data's own splits if it has them, else ``"signer"``),
             ``"given"`` or ``"signer"`` (raw layout only).
         workers: Preparation worker processes for raw recordings.
+        video_crop: ``"centre"`` (default) or ``"person"`` (raw layout only: the processed
+            layout's clips are already cropped).
 
     Returns:
         The validated :class:`Manifest`.
@@ -825,7 +840,13 @@ def load(
         raise DataError(f"{root_path}: dataset folder not found; pass the VSL root")
     if protocol not in (None, *PROTOCOLS):
         raise DataError(f"VSL: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
+    check_crop(video_crop)
     if _is_processed(root_path):
+        if video_crop not in (None, "centre"):
+            raise DataError(
+                f"{root_path}: the processed layout's clips are already cropped; video_crop "
+                f"{video_crop!r} applies to raw recordings (raw/{ANNOTATIONS}) only: drop it"
+            )
         if protocol == "signer":
             raise DataError(
                 f"{root_path}: the processed layout carries its own split CSVs; protocol "
@@ -840,6 +861,7 @@ def load(
             cache_dir=cache_dir,
             protocol=protocol,
             workers=workers,
+            video_crop=video_crop,
         )
     raise DataError(
         f"{root_path}: no VSL data found. Expected either the processed layout (train.csv and "

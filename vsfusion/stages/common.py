@@ -188,6 +188,7 @@ def load_manifest(cfg: StageConfig) -> Manifest:
         "cache_dir": cfg.cache_dir or str(Path("cache") / cfg.dataset),
         "video_modality": cfg.video_modality,
         "protocol": cfg.protocol,
+        "video_crop": cfg.video_crop,
         "subject_pattern": cfg.subject_pattern,
         "workers": cfg.prep_workers,
     }
@@ -195,7 +196,7 @@ def load_manifest(cfg: StageConfig) -> Manifest:
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     unused = [
         k
-        for k in ("video_modality", "protocol", "subject_pattern")
+        for k in ("video_modality", "protocol", "video_crop", "subject_pattern")
         if options[k] is not None and k not in accepted
     ]
     if unused and not takes_all:

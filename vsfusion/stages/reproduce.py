@@ -121,6 +121,7 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
         "cache_dir": cfg.cache_dir,
         "video_modality": cfg.video_modality,
         "protocol": cfg.protocol,
+        "video_crop": cfg.video_crop,
         "subject_pattern": cfg.subject_pattern,
         "prep_workers": cfg.prep_workers,
         "checkpoints": str(Path(cfg.out) / "checkpoints"),
