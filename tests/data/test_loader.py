@@ -70,6 +70,33 @@ def test_train_augmentation_varies_and_is_seeded(tmp_path):
     assert not np.array_equal(xa["video"], test[0][0]["video"])
 
 
+def test_recipe_augmentations_apply_in_train_mode_only(tmp_path):
+    from vsfusion.data.augment import SensorAugment
+
+    df = make_samples(tmp_path)
+    kw = dict(
+        batch_size=4,
+        num_frames=6,
+        crop_size=32,
+        scale_jitter=0.3,
+        erase_prob=1.0,
+        sensor_augment=SensorAugment(unit_channels=6),
+        mixup=0.4,
+    )
+    x, y = ClipLoader(df, CLASSES, train=True, **kw)[0]
+    assert y.shape == (4, 3) and y.dtype == np.float32  # mixup: soft targets
+    np.testing.assert_allclose(y.sum(1), 1, rtol=1e-6)
+    assert x["video"].shape == (4, 6, 32, 32, 3) and x["sensor"].shape == (4, 50, 6)
+    plain_x, plain_y = ClipLoader(
+        df, CLASSES, train=True, batch_size=4, num_frames=6, crop_size=32
+    )[0]
+    assert not np.allclose(x["sensor"], plain_x["sensor"])
+    xt, yt = ClipLoader(df, CLASSES, train=False, **kw)[0]  # evaluation: untouched
+    raw = np.stack([np.load(p) for p in df["sensor"][:4]])
+    np.testing.assert_array_equal(xt["sensor"], raw)
+    assert yt.tolist() == [0, 1, 2, 0]
+
+
 def test_shuffle_is_seeded_and_changes_each_epoch(tmp_path):
     df = make_samples(tmp_path, n=12)
     order = lambda ld: np.concatenate([ld[i][1] for i in range(len(ld))]).tolist()  # noqa: E731

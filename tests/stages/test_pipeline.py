@@ -329,6 +329,30 @@ def test_reproduce_over_seeds_writes_each_seed_and_mean_and_sd(tiny_dataset, tmp
     assert (out / "results_seeds.md").read_text().startswith("# Results: VSL over 2 seed(s)")
 
 
+def test_sensor_final_fit_retrains_on_train_and_val_for_the_chosen_epochs(tiny_dataset, tmp_path):
+    args = [*common(tiny_dataset, tmp_path), "--depth", "3", "--filters", "8", "--epoch", "3"]
+    flags = ["--final_fit", "--label_smoothing", "0.1", "--schedule", "cosine"]
+    assert train_sensor.main([*args, *flags, "--run_name", "ff"]) == 0
+    metrics = json.loads((tmp_path / "VSL" / "sensor" / "ff" / "metrics.json").read_text())
+    assert metrics["final_fit"] == {
+        "epochs": metrics["best_epoch"],
+        "n_samples": metrics["n_train"] + metrics["n_val"],
+    }
+    assert metrics["augment"]["unit_channels"] == 6  # VSL: each watch's acc + gyro turn together
+    assert metrics["test"] is not None
+    assert train_sensor.main([*args, "--run_name", "plain"]) == 0
+    plain = json.loads((tmp_path / "VSL" / "sensor" / "plain" / "metrics.json").read_text())
+    assert plain["final_fit"] is None
+
+
+def test_bad_rotation_unit_is_one_clear_error_and_leaves_no_run(tiny_dataset, tmp_path, capsys):
+    args = [*common(tiny_dataset, tmp_path), "--epoch", "1", "--unit_channels", "4"]
+    assert train_sensor.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--unit_channels" in err[0]
+    assert not list(tmp_path.glob("VSL/sensor/*"))
+
+
 @pytest.mark.parametrize("seeds", ["0,x", "1,1", ","])
 def test_reproduce_rejects_bad_seed_lists(seeds, tiny_dataset, tmp_path, capsys):
     argv = ["--dataset", "VSL", "--data_root", str(tiny_dataset), "--out", str(tmp_path / "o")]
