@@ -221,6 +221,12 @@ class ReproduceConfig(StageConfig):
         None,
         "video trunk (i3d, x3d_xs, x3d_s, r2plus1d_18); default the preset's (i3d)",
     )
+    final_fit: bool | None = _f(
+        None,
+        "refit the sensor classifier on training + validation subjects for the epochs chosen on "
+        "validation; default: on when neither the generator nor the fusion stage is run (they "
+        "need validation predictions the sensor model has not seen)",
+    )
 
     stage: typing.ClassVar[str] = "reproduce"
 

@@ -113,6 +113,12 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def final_fit_default(cfg: ReproduceConfig) -> bool:
+    """Refit the sensor model on training + validation only when no later stage of this run
+    uses its validation predictions (the generator's targets, the fusion weights)."""
+    return not {"generator", "fusion"} & set(parse_stages(cfg.stages))
+
+
 def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
     """The configuration of every stage for this reproduction (preset < dataset preset < shared fields)."""
     shared = {
@@ -143,6 +149,8 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
             values["pretrain"] = cfg.pretrain
             if cfg.backbone:
                 values["backbone"] = cfg.backbone
+        if stage == "sensor":
+            values["final_fit"] = final_fit_default(cfg) if cfg.final_fit is None else cfg.final_fit
         if stage == "fusion":
             values["out"] = None
         names = {f.name for f in dataclasses.fields(cls)}
