@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Run the stages in order and write <out>/results.json and results.md, then print the table.
 
-Usage: python reproduce.py --dataset demo --out runs/demo [--stages sensor,video,generator,fusion]
+Usage: python reproduce.py --dataset demo --out runs/demo
+       [--stages baselines,sensor,video,generator,fusion]
        [--preset fast|paper] [--seed N | --seeds 0,1,2]
 """
 

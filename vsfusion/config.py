@@ -26,6 +26,7 @@ import yaml
 __all__ = [
     "StageConfig",
     "ClassifierConfig",
+    "BaselinesConfig",
     "VideoConfig",
     "SensorConfig",
     "GeneratorConfig",
@@ -99,6 +100,23 @@ class ClassifierConfig(StageConfig):
         "for that many epochs and report test metrics of the refit model (leave off when a later "
         "stage needs validation predictions the model has not seen)",
     )
+
+
+@dataclass
+class BaselinesConfig(StageConfig):
+    """Stage 0: classical scikit-learn reference models chosen by leave-one-subject-out (train_baselines.py)."""
+
+    streams: str = _f(
+        "sensor,video",
+        "comma-separated baseline rows: sensor (summary statistics), video (depth motion maps "
+        "or RGB motion images); a modality the dataset lacks is skipped",
+    )
+    n_trees: int = _f(
+        300, "trees of the random forest candidates (300 keeps UTD-MHAD within 2 min on 2 cores)"
+    )
+    n_jobs: int = _f(2, "parallel fits of the leave-one-subject-out search (CPU cores)")
+
+    stage: typing.ClassVar[str] = "baselines"
 
 
 @dataclass
@@ -214,7 +232,9 @@ class ReproduceConfig(StageConfig):
         "comma-separated seeds (e.g. 0,1,2): run the pipeline once per seed in <out>/seed<N>/ and "
         "write mean +- sd of every row to <out>/results_seeds.{json,md}; overrides --seed",
     )
-    stages: str = _f("sensor,video,generator,fusion", "comma-separated subset of stages to run")
+    stages: str = _f(
+        "baselines,sensor,video,generator,fusion", "comma-separated subset of stages to run"
+    )
     preset: str = _f("fast", "hyper-parameter preset", choices=("fast", "paper"))
     pretrain: str | None = _f(None, "I3D weights .h5 for the video stage, or none")
     backbone: str | None = _f(

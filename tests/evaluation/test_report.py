@@ -51,6 +51,8 @@ def test_streams():
         "fusion_max",
         "fusion_learned",
         "oracle_fusion",
+        "baseline_sensor",
+        "baseline_video",
     )
 
 

@@ -46,7 +46,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Every stream a run may report, in table order.
+#: Every stream a run may report, in table order. The ``baseline_*`` rows (classical
+#: scikit-learn models of the baselines stage, the floor a deep stream must clear) come last.
 STREAMS: tuple[str, ...] = (
     "video",
     "sensor",
@@ -57,9 +58,16 @@ STREAMS: tuple[str, ...] = (
     "fusion_max",
     "fusion_learned",
     "oracle_fusion",
+    "baseline_sensor",
+    "baseline_video",
 )
 
 _METRICS = ("accuracy", "macro_f1")
+_BASELINES = ("baseline_sensor", "baseline_video")
+_BASELINE_NOTE = (
+    "baseline_* rows: scikit-learn models on hand-made features (sensor summary statistics; "
+    "depth motion maps or RGB motion images), the floor a deep stream must clear."
+)
 _DASH = "—"
 
 
@@ -255,10 +263,22 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             f"| {stream} | {_percent(accuracy.get(stream))} | {_percent(f1.get(stream))} |"
         )
     extra = results.get("extra") or {}
+    if any(accuracy.get(s) is not None for s in _BASELINES):
+        lines += ["", _BASELINE_NOTE]
     pair = extra.get("mcnemar_pair")
     compared = f" ({pair[0]} vs {pair[1]})" if isinstance(pair, list) and len(pair) == 2 else ""
     lines += ["", f"McNemar exact test{compared}: p = {_format_p(results.get('mcnemar_p'))}"]
-    details = {k: v for k, v in extra.items() if k != "mcnemar_pair"}
+    chosen = extra.get("baselines")
+    if isinstance(chosen, Mapping) and chosen:
+        lines += ["", "## Baselines (chosen by leave-one-subject-out on the training subjects)", ""]
+        for row, info in chosen.items():
+            loso = info.get("loso_accuracy")
+            lines.append(
+                f"- {row}: {info.get('features')} -> {info.get('model')} "
+                f"{json.dumps(info.get('params'))}, LOSO accuracy "
+                f"{_percent(loso)}% over subjects {', '.join(info.get('loso_folds') or [])}"
+            )
+    details = {k: v for k, v in extra.items() if k not in ("mcnemar_pair", "baselines")}
     if details:
         lines += ["", "## Details", ""]
         for key, value in details.items():
@@ -520,6 +540,8 @@ def aggregate_markdown(aggregate: Mapping[str, Any]) -> str:
         f1 = aggregate["macro_f1"][stream]
         n = max(acc.get("n", 0), f1.get("n", 0))
         lines.append(f"| {stream} | {cell(acc)} | {cell(f1)} | {n} |")
+    if any(aggregate["accuracy"][s].get("mean") is not None for s in _BASELINES):
+        lines += ["", _BASELINE_NOTE]
     p_values = ", ".join(_format_p(p) for p in aggregate.get("mcnemar_p", []))
     lines += ["", f"McNemar exact p per seed: {p_values or _DASH}"]
     return "\n".join(lines) + "\n"

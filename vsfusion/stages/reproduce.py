@@ -1,9 +1,11 @@
-"""Run the stages in order (sensor, video, generator, fusion) with a preset and collect the results.
+"""Run the stages in order (baselines, sensor, video, generator, fusion) with a preset and collect
+the results.
 
 Stage runs go to ``<out>/checkpoints/<dataset>/<stage>/seed<seed>/``. A finished stage run whose
 resolved configuration is identical is reused, so an interrupted reproduction resumes where it
 stopped and ``--stages fusion`` re-evaluates without retraining. ``<out>/results.json`` and
-``<out>/results.md`` hold every stream that was run (streams not run are null). With
+``<out>/results.md`` hold every stream that was run (streams not run are null); the classical
+``baseline_sensor`` / ``baseline_video`` rows of the baselines stage are merged into them. With
 ``--seeds 0,1,2`` the whole reproduction runs once per seed in ``<out>/seed<N>/``, and
 ``<out>/results_seeds.json`` and ``results_seeds.md`` give the mean and standard deviation of
 every row over the seeds.
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vsfusion.config import (
+    BaselinesConfig,
     FusionConfig,
     GeneratorConfig,
     ReproduceConfig,
@@ -40,7 +43,7 @@ __all__ = ["PRESETS", "STAGE_ORDER", "parse_seeds", "run_reproduce", "stage_conf
 
 logger = logging.getLogger(__name__)
 
-STAGE_ORDER = ("sensor", "video", "generator", "fusion")
+STAGE_ORDER = ("baselines", "sensor", "video", "generator", "fusion")
 
 # Hyper-parameters per preset and stage. "fast" is sized for a 2-core CPU; "paper" trains longer
 # with the patience the original experiments used. Dataset-specific input sizes come from the
@@ -81,6 +84,7 @@ DATASET_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "folder": {"video": {"num_frames": 16, "crop_size": 112}},
 }
 _CLASSES: dict[str, type[StageConfig]] = {
+    "baselines": BaselinesConfig,
     "sensor": SensorConfig,
     "video": VideoConfig,
     "generator": GeneratorConfig,
@@ -171,6 +175,10 @@ def _finished(cfg: StageConfig) -> Path | None:
 
 
 def _runner(stage: str) -> Any:
+    if stage == "baselines":
+        from vsfusion.stages.baselines import run_baselines
+
+        return run_baselines
     if stage in ("sensor", "video"):
         from vsfusion.stages import classifiers
 
@@ -243,10 +251,14 @@ def _run_seeds(cfg: ReproduceConfig) -> dict[str, Any]:
 def _collect(
     cfg: ReproduceConfig, configs: dict[str, StageConfig], runs: dict[str, Path]
 ) -> dict[str, Any]:
-    """Results from the fusion run when there is one, else from the single-modality runs."""
+    """Results from the fusion run when there is one, else from the single-modality runs; the
+    baselines run's rows are merged into either."""
+    baselines_run = runs.get("baselines") or _finished(configs["baselines"])
+    baselines = json.loads((baselines_run / "metrics.json").read_text()) if baselines_run else None
     fusion_run = runs.get("fusion") or _finished(configs["fusion"])
     if fusion_run is not None:
-        return json.loads((fusion_run / "results.json").read_text())
+        results = json.loads((fusion_run / "results.json").read_text())
+        return _merge_baselines(results, baselines) if baselines else results
     accuracy: dict[str, float | None] = {}
     macro_f1: dict[str, float | None] = {}
     metrics: dict[str, Any] = {}
@@ -257,11 +269,12 @@ def _collect(
         metrics = json.loads((run / "metrics.json").read_text())
         if metrics.get("test"):
             accuracy[stage], macro_f1[stage] = metrics["test"]["top1"], metrics["test"]["macro_f1"]
+    metrics = metrics or baselines or {}
     if not metrics:
         raise StageError(
             f"no finished stage under {Path(cfg.out) / 'checkpoints'}; run a stage first"
         )
-    return build_results(
+    results = build_results(
         dataset=cfg.dataset,
         n_train=metrics["n_train"],
         n_val=metrics["n_val"],
@@ -271,3 +284,31 @@ def _collect(
         macro_f1=macro_f1,
         mcnemar_p=None,
     )
+    return _merge_baselines(results, baselines) if baselines else results
+
+
+def _merge_baselines(results: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:
+    """Put the baselines run's test scores into the ``baseline_*`` rows of ``results`` and what
+    was chosen (model, hyper-parameters, LOSO accuracy and folds) into ``extra["baselines"]``."""
+    for metric in ("accuracy", "macro_f1"):
+        results.setdefault(metric, {}).update(baselines.get(metric, {}))
+    results.setdefault("extra", {})["baselines"] = {
+        row: {
+            key: info[key]
+            for key in ("features", "model", "params", "loso_accuracy", "loso_folds", "n_fit")
+        }
+        for row, info in baselines.get("streams", {}).items()
+    }
+    return build_results(**{k: results[k] for k in _RESULT_KEYS}, extra=results.get("extra"))
+
+
+_RESULT_KEYS = (
+    "dataset",
+    "n_train",
+    "n_val",
+    "n_test",
+    "seed",
+    "accuracy",
+    "macro_f1",
+    "mcnemar_p",
+)
