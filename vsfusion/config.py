@@ -164,7 +164,10 @@ class SensorConfig(ClassifierConfig):
     gain: float = _f(0.1, "standard deviation of the per-channel gain around 1; 0 is off")
     jitter: float = _f(0.05, "noise standard deviation as a fraction of the channel's; 0 is off")
     depth: int = _f(6, "number of inception modules")
-    filters: int = _f(32, "filters per inception branch (embedding = 4 x filters)")
+    filters: int = _f(32, "filters per inception branch (embedding = 4 x filters x segments)")
+    segments: int = _f(
+        1, "pool the features over this many equal time segments (1: global average pooling)"
+    )
     dropout: float = _f(0.2, "dropout before the classifier")
     batch_size: int = _f(16, "batch size")
     epoch: int = _f(60, "maximum number of training epochs")

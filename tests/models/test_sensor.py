@@ -146,3 +146,17 @@ def test_fit_normalization_rejects_empty_and_ragged_channels():
         fit_normalization([])
     with pytest.raises(ValueError, match="channels"):
         fit_normalization([_windows(channels=3), _windows(channels=4)])
+
+
+def test_segment_pooling_keeps_the_order_of_beginning_middle_and_end():
+    from vsfusion.models.sensor import SegmentPooling1D
+
+    x = np.concatenate([np.zeros((1, 4, 2)), np.ones((1, 4, 2)), 2 * np.ones((1, 4, 2))], axis=1)
+    out = np.asarray(SegmentPooling1D(3)(x.astype("float32")))
+    np.testing.assert_allclose(out, [[0, 0, 1, 1, 2, 2]])
+    reverse = np.asarray(SegmentPooling1D(3)(x[:, ::-1].astype("float32").copy()))
+    assert not np.allclose(out, reverse)  # global average pooling could not tell these apart
+    trunk = build_inception_time((12, 2), segments=3, depth=1, filters=4)
+    assert trunk.output_shape == (None, 3 * 16)
+    with pytest.raises(ValueError, match="known number of steps"):
+        build_inception_time((None, 2), segments=3)

@@ -22,7 +22,7 @@ from keras import layers
 
 from vsfusion.models.heads import build_classifier, build_classifier_head
 
-__all__ = ["build_inception_time", "fit_normalization"]
+__all__ = ["SegmentPooling1D", "build_inception_time", "fit_normalization"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,37 @@ def _shortcut(residual: keras.KerasTensor, x: keras.KerasTensor, name: str) -> k
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+@keras.saving.register_keras_serializable(package="vsfusion")
+class SegmentPooling1D(layers.Layer):
+    """Average ``(B, steps, C)`` over ``segments`` equal spans of time and concatenate:
+    ``(B, segments * C)``, segment by segment. Span ``k`` covers steps
+    ``[floor(k * steps / segments), floor((k + 1) * steps / segments))``.
+
+    Example:
+        >>> x = np.arange(6, dtype="float32").reshape(1, 6, 1)
+        >>> np.asarray(SegmentPooling1D(3)(x)).tolist()
+        [[0.5, 2.5, 4.5]]
+    """
+
+    def __init__(self, segments: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.segments = int(segments)
+
+    def call(self, x: Any) -> Any:
+        steps = int(x.shape[1])
+        bounds = [k * steps // self.segments for k in range(self.segments + 1)]
+        parts = [
+            keras.ops.mean(x[:, lo:hi], axis=1) for lo, hi in zip(bounds, bounds[1:], strict=False)
+        ]
+        return keras.ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (input_shape[0], self.segments * input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "segments": self.segments}
+
+
 def build_inception_time(
     input_shape: Sequence[int | None] = (None, 6),
     num_classes: int | None = None,
@@ -73,6 +104,7 @@ def build_inception_time(
     bottleneck: int = 32,
     use_residual: bool = True,
     normalization: tuple[Any, Any] | None = None,
+    segments: int = 1,
     name: str = "inception_time",
 ) -> keras.Model:
     """Builds the InceptionTime trunk, or the trunk plus a softmax classifier head.
@@ -93,6 +125,10 @@ def build_inception_time(
         normalization: Optional ``(mean, variance)`` per-channel arrays, e.g. from
             :func:`fit_normalization`; adds a ``keras.layers.Normalization`` named
             ``"sensor_norm"`` right after the input.
+        segments: Pool the feature sequence over this many equal time segments and concatenate
+            them (the embedding is ``segments`` times wider). 1 is InceptionTime's global average
+            pooling, which cannot tell "sit down, then stand up" from the reverse; 3 keeps the
+            order of beginning, middle and end. Needs a known number of steps.
         name: Name of the returned model.
 
     Returns:
@@ -117,6 +153,11 @@ def build_inception_time(
         raise ValueError(f"InceptionTime input_shape needs at least 1 step, got {shape!r}")
     if depth < 1 or filters < 1 or not kernel_sizes:
         raise ValueError("depth, filters and kernel_sizes must be positive / non-empty")
+    if segments < 1 or (segments > 1 and (shape[0] is None or int(shape[0]) < segments)):
+        raise ValueError(
+            f"segments={segments} needs a known number of steps of at least {segments}, "
+            f"got input_shape {shape!r}"
+        )
     channels = int(shape[1])
     trunk_name = name if num_classes is None else f"{name}_trunk"
 
@@ -145,7 +186,10 @@ def build_inception_time(
         if use_residual and d % 3 == 2:
             x = _shortcut(residual, x, name=f"shortcut_{d}")
             residual = x
-    x = layers.GlobalAveragePooling1D(name="embedding")(x)
+    if segments == 1:
+        x = layers.GlobalAveragePooling1D(name="embedding")(x)
+    else:
+        x = SegmentPooling1D(segments, name="embedding")(x)
     trunk = keras.Model({"sensor": inputs}, x, name=trunk_name)
     logger.debug(
         "built InceptionTime %s for %s: %d params", trunk_name, shape, trunk.count_params()

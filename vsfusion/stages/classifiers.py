@@ -216,6 +216,7 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
             dropout=cfg.dropout,
             depth=cfg.depth,
             filters=cfg.filters,
+            segments=cfg.segments,
             normalization=(mean, var),
         )
 
