@@ -142,6 +142,9 @@ class PretrainConfig(StageConfig):
     momentum: float = _f(0.99, "momentum of the key encoder (exponential moving average)")
     proj_dim: int = _f(128, "width of the projected (contrasted) embedding")
     proj_hidden: int = _f(512, "hidden units of the projection and prediction MLPs")
+    predictor: bool = _f(
+        False, "MoCo v3 prediction MLP on the query branch (off: positives favoured from step 1)"
+    )
     queue_size: int = _f(
         0, "MoCo queue of negative keys; 0 = in-batch negatives only (robust on small datasets)"
     )

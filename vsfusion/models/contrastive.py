@@ -3,10 +3,12 @@
 The model follows MoCo v2/v3 (He et al. 2020, Chen et al. 2020 and 2021) with the temporal views of
 VideoMoCo (Pan et al., CVPR 2021) coming from the loader (:mod:`vsfusion.data.views`):
 
-* **Query encoder**: the trunk being pretrained, a projection MLP (``Dense(hidden, relu) ->
-  Dense(proj_dim)``) and a prediction MLP of the same form (MoCo v3 / BYOL): the predictor makes
-  the query and key branches asymmetric, which keeps the in-batch objective from collapsing when
-  the key encoder is close to the query encoder.
+* **Query encoder**: the trunk being pretrained and a projection MLP (``Dense(hidden, relu) ->
+  Dense(proj_dim)``), optionally followed by a prediction MLP of the same form (``predictor=True``,
+  MoCo v3 / BYOL). The predictor is off by default: it starts as a random map between the query
+  and key spaces, so a positive is no closer than a negative at initialisation, and in short CPU
+  runs the loss first drops to the uniform plateau ``log B`` (measured on tiny fixed batches),
+  whereas without it the key encoder starts as an exact copy and positives are favoured from step 1.
 * **Key encoder**: a copy of trunk and projector that is never trained by gradients. Before every
   training forward pass its weights move towards the query encoder's by an exponential moving
   average, ``k <- m k + (1 - m) q`` (:meth:`MomentumContrast.momentum_update`; done at the start of
@@ -26,7 +28,9 @@ VideoMoCo (Pan et al., CVPR 2021) coming from the loader (:mod:`vsfusion.data.vi
   keys used as extra negatives, refreshed first-in first-out with both views' keys each step.
   It is off by default: the datasets here hold a few hundred videos, so a queue of a useful size
   holds keys of the very videos in the batch (false negatives) computed by an encoder many steps
-  older. In-batch negatives with the predictor (MoCo v3) are the robust default.
+  older. In-batch negatives are the robust default.
+* **Start**: :meth:`MomentumContrast.calibrate_batchnorm` sets the BatchNorm moving statistics
+  from one real batch before training, so the inference-mode keys are meaningful from step 1.
 
 Only ``keras.layers`` and ``keras.ops`` are used, and all state changes are variable assignments
 inside ``call``, so the model trains with ``fit`` under the TensorFlow and JAX backends.
@@ -98,7 +102,7 @@ def _normalize(x: Any) -> Any:
 
 
 class MomentumContrast(keras.Model):
-    """Query encoder (trunk, projector, predictor) trained against a momentum key encoder.
+    """Query encoder (trunk, projector, optional predictor) trained against a momentum key encoder.
 
     ``call({"view1", "view2"})`` returns ``{"loss": (B,) symmetrised InfoNCE}``; ``fit`` minimises
     its mean. In training mode each call first applies :meth:`momentum_update` and, with a
@@ -113,6 +117,7 @@ class MomentumContrast(keras.Model):
         temperature: InfoNCE temperature.
         momentum: EMA momentum ``m`` of the key encoder, in ``[0, 1)``.
         queue_size: Extra negatives kept from earlier steps; 0 for in-batch negatives only.
+        predictor: Add the MoCo v3 prediction MLP on the query branch.
         name: Model name.
 
     Example:
@@ -130,6 +135,7 @@ class MomentumContrast(keras.Model):
         temperature: float = 0.2,
         momentum: float = 0.99,
         queue_size: int = 0,
+        predictor: bool = False,
         name: str = "momentum_contrast",
         **kwargs: Any,
     ) -> None:
@@ -143,7 +149,9 @@ class MomentumContrast(keras.Model):
         embed_dim = int(query_trunk.outputs[0].shape[-1])
         self.query_trunk = query_trunk
         self.projector = build_mlp(embed_dim, proj_hidden, proj_dim, "projector")
-        self.predictor = build_mlp(proj_dim, proj_hidden, proj_dim, "predictor")
+        self.predictor = (
+            build_mlp(proj_dim, proj_hidden, proj_dim, "predictor") if predictor else None
+        )
         self.key_trunk = key_trunk
         self.key_projector = build_mlp(embed_dim, proj_hidden, proj_dim, "key_projector")
         self.temperature = float(temperature)
@@ -180,9 +188,36 @@ class MomentumContrast(keras.Model):
         for q, k, averaged in self._pairs:
             k.assign(k * m + q * (1.0 - m) if averaged else q)
 
+    def calibrate_batchnorm(self, batch: dict[str, Any]) -> None:
+        """Set every BatchNorm moving statistic of the query trunk to the statistics of ``batch``
+        (both views) and copy them to the key encoder.
+
+        The key encoder normalises with moving statistics; their initial values (mean 0,
+        variance 1) are far from a fresh trunk's activations, and the keys it computes with them
+        are nearly the same for every video, which gives the query no signal (the loss sits at
+        ``log B``). One forward pass in training mode with BN momentum 0 fixes that before step 1.
+        """
+        bns = [
+            layer
+            for layer in self.query_trunk._flatten_layers()
+            if isinstance(layer, layers.BatchNormalization)
+        ]
+        saved = [bn.momentum for bn in bns]
+        try:
+            for bn in bns:
+                bn.momentum = 0.0
+            clips = ops.concatenate([batch["view1"], batch["view2"]], axis=0)
+            self.query_trunk({"video": clips}, training=True)
+        finally:
+            for bn, momentum in zip(bns, saved, strict=True):
+                bn.momentum = momentum
+        for q, k, averaged in self._pairs:
+            if not averaged:
+                k.assign(q)
+
     def _query(self, clips: Any, training: Any) -> Any:
-        h = self.query_trunk({"video": clips}, training=training)
-        return _normalize(self.predictor(self.projector(h, training=training), training=training))
+        z = self.projector(self.query_trunk({"video": clips}, training=training), training=training)
+        return _normalize(self.predictor(z, training=training) if self.predictor else z)
 
     def _key(self, clips: Any) -> Any:
         h = self.key_trunk({"video": clips}, training=False)
@@ -227,4 +262,5 @@ class MomentumContrast(keras.Model):
             "temperature": self.temperature,
             "momentum": self.momentum,
             "queue_size": self.queue_size,
+            "predictor": self.predictor is not None,
         }

@@ -165,7 +165,9 @@ def run_pretrain(cfg: PretrainConfig) -> RunDir:
         temperature=cfg.temperature,
         momentum=cfg.momentum,
         queue_size=cfg.queue_size,
+        predictor=cfg.predictor,
     )
+    model.calibrate_batchnorm(loader[0])
     lr = learning_rate(cfg, steps_per_epoch=len(loader))
     model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay))
     timer = _EpochTimer()
