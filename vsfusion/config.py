@@ -28,6 +28,7 @@ __all__ = [
     "ClassifierConfig",
     "BaselinesConfig",
     "VideoConfig",
+    "PretrainConfig",
     "SensorConfig",
     "GeneratorConfig",
     "FusionConfig",
@@ -131,7 +132,13 @@ class VideoConfig(ClassifierConfig):
     num_frames: int = _f(16, "frames sampled per clip")
     crop_size: int = _f(64, "square crop size in pixels (random at training, centre at test)")
     pretrain: str | None = _f(
-        None, "Kinetics-style I3D weights .h5 loaded by layer name (i3d backbone), or none"
+        None,
+        "trunk initialisation: a pretrain_video.py run (folder or its trunk.keras; same backbone), "
+        "or Kinetics-style I3D weights .h5 loaded by layer name (i3d backbone), or none",
+    )
+    freeze_trunk: bool = _f(
+        False,
+        "linear probe: the trunk is frozen (BatchNorm in inference mode), only the head trains",
     )
     dropout: float = _f(0.5, "dropout before the classifier")
     optimizer: str = _f("adam", "optimizer", choices=("adam", "sgd"))
@@ -144,6 +151,59 @@ class VideoConfig(ClassifierConfig):
     epoch: int = _f(15, "maximum number of training epochs")
 
     stage: typing.ClassVar[str] = "video"
+
+
+@dataclass
+class PretrainConfig(StageConfig):
+    """Self-supervised pretraining of the video trunk by momentum contrast (pretrain_video.py).
+
+    Uses the training split only unless ``--include_val`` (validation subjects, never test
+    subjects) or ``--transductive`` (also the test videos, unlabeled) say otherwise; the splits and
+    video counts used are recorded in the run's metrics.json and pretrain_ids.txt.
+    """
+
+    backbone: str = _f(
+        "i3d",
+        "video trunk: i3d, x3d_xs, x3d_s, r2plus1d_18 (the video stage must use the same)",
+        choices=("i3d", "x3d_xs", "x3d_s", "r2plus1d_18"),
+    )
+    num_frames: int = _f(16, "frames per view")
+    crop_size: int = _f(64, "square crop size of each view in pixels")
+    batch_size: int = _f(
+        8, "videos per batch (two views each; the last incomplete batch is dropped)"
+    )
+    epoch: int = _f(50, "pretraining epochs")
+    lr: float = _f(1e-3, "peak learning rate (AdamW)")
+    weight_decay: float = _f(1e-4, "AdamW weight decay")
+    schedule: str = _f(
+        "cosine",
+        "learning-rate schedule: constant, or cosine (linear warm-up, then cosine decay to 0)",
+        choices=("constant", "cosine"),
+    )
+    warmup_epochs: float = _f(2.0, "warm-up epochs of the cosine schedule")
+    temperature: float = _f(0.2, "InfoNCE temperature")
+    momentum: float = _f(0.99, "momentum of the key encoder (exponential moving average)")
+    proj_dim: int = _f(128, "width of the projected (contrasted) embedding")
+    proj_hidden: int = _f(512, "hidden units of the projection and prediction MLPs")
+    predictor: bool = _f(
+        False, "MoCo v3 prediction MLP on the query branch (off: positives favoured from step 1)"
+    )
+    queue_size: int = _f(
+        0, "MoCo queue of negative keys; 0 = in-batch negatives only (robust on small datasets)"
+    )
+    min_window: float = _f(
+        0.5, "each view samples a random temporal window of this fraction (or more) of the video"
+    )
+    min_scale: float = _f(0.3, "smallest area fraction of the random-resized crop")
+    include_val: bool = _f(
+        False, "also pretrain on the validation subjects' videos (not test subjects)"
+    )
+    transductive: bool = _f(
+        False,
+        "also pretrain on the TEST videos (unlabeled); recorded in the run; not for reported numbers",
+    )
+
+    stage: typing.ClassVar[str] = "pretrain"
 
 
 @dataclass
@@ -196,7 +256,9 @@ class GeneratorConfig(StageConfig):
         None,
         "trunk of --trunk scratch: i3d, x3d_xs, x3d_s, r2plus1d_18; default the video run's",
     )
-    pretrain: str | None = _f(None, "I3D weights .h5 for --trunk scratch, or none")
+    pretrain: str | None = _f(
+        None, "--trunk scratch: a pretrain_video.py run (same backbone) or I3D weights .h5, or none"
+    )
     num_frames: int | None = _f(None, "frames per clip; default: the video run's")
     crop_size: int | None = _f(None, "crop size; default: the video run's")
     hidden: int = _f(512, "hidden units of the generator head")

@@ -27,7 +27,7 @@ from vsfusion.models import (
     build_inception_time,
     classification_loss,
     fit_normalization,
-    load_i3d_weights,
+    split_classifier,
 )
 from vsfusion.stages.common import (
     RunDir,
@@ -36,6 +36,7 @@ from vsfusion.stages.common import (
     fit_with_selection,
     learning_rate,
     load_manifest,
+    load_pretrained_trunk,
     predict_arrays,
     require_modality,
     save_model,
@@ -242,7 +243,9 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
 
 
 def run_video(cfg: VideoConfig) -> RunDir:
-    """Train the video classifier (``--backbone``), I3D optionally from Kinetics-style weights."""
+    """Train the video classifier (``--backbone``): from scratch, fine-tuned from ``--pretrain``
+    (a ``pretrain_video.py`` run of the same backbone, or Kinetics-style I3D weights), or, with
+    ``--freeze_trunk``, as a linear probe of the (pretrained) trunk."""
     check_video_trunk(cfg.backbone, cfg.num_frames, cfg.crop_size, cfg.pretrain)
     if cfg.optimizer not in ("adam", "sgd"):  # argparse choices guard the CLI; this guards YAML
         raise StageError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
@@ -260,15 +263,22 @@ def run_video(cfg: VideoConfig) -> RunDir:
     channels = int(loaders[1][0][0]["video"].shape[-1])
     run = RunDir.create(cfg)
     input_shape = (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels)
-    loaded: list[str] = []
+    pretrained: dict[str, Any] = {"pretrain": None, "pretrained_layers": 0}
 
     def build(train: ClipLoader) -> keras.Model:
         model = build_backbone(
             cfg.backbone, input_shape, num_classes=len(manifest.classes), dropout=cfg.dropout
         )
         if cfg.pretrain:
-            loaded[:] = load_i3d_weights(model, cfg.pretrain)
-            logger.info("loaded %d layers from %s", len(loaded), cfg.pretrain)
+            pretrained.update(load_pretrained_trunk(model, cfg.pretrain))
+            logger.info("loaded %d layers from %s", pretrained["pretrained_layers"], cfg.pretrain)
+        if cfg.freeze_trunk:
+            if not cfg.pretrain:
+                logger.warning(
+                    "--freeze_trunk without --pretrain: a linear probe of random features"
+                )
+            trunk, _ = split_classifier(model)
+            trunk.trainable = False  # Keras 3: BatchNorm of a frozen trunk runs in inference mode
         return model
 
     def refit_loader() -> ClipLoader:
@@ -286,7 +296,8 @@ def run_video(cfg: VideoConfig) -> RunDir:
         {
             "backbone": cfg.backbone,
             "input_shape": list(input_shape),
+            "freeze_trunk": cfg.freeze_trunk,
         },
-        lambda: {"pretrained_layers": len(loaded)},
+        lambda: dict(pretrained),
     )
     return run

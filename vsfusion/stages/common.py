@@ -40,6 +40,8 @@ __all__ = [
     "fit_with_selection",
     "learning_rate",
     "check_video_trunk",
+    "pretrain_run_dir",
+    "load_pretrained_trunk",
     "save_model",
     "load_model",
     "resolve_run",
@@ -265,8 +267,9 @@ def check_video_trunk(
     backbone: str, num_frames: int | None = None, crop_size: int | None = None, pretrain: Any = None
 ) -> None:
     """A ``StageError`` naming the fix when ``backbone`` is unknown, cannot take a
-    ``num_frames`` x ``crop_size`` clip, or is asked to load ``--pretrain`` (Kinetics I3D) weights
-    it cannot hold."""
+    ``num_frames`` x ``crop_size`` clip, or is asked to load ``--pretrain`` weights it cannot hold:
+    a Kinetics-style I3D file into another backbone, or a ``pretrain_video.py`` run of another
+    backbone. Checked before any run directory is created."""
     from vsfusion.models import backbone_spec, check_clip
 
     try:
@@ -275,11 +278,145 @@ def check_video_trunk(
             check_clip(backbone, (num_frames, crop_size, crop_size, 3))
     except ValueError as exc:
         raise StageError(str(exc)) from None
-    if pretrain and backbone != "i3d":
+    if not pretrain:
+        return
+    run = pretrain_run_dir(pretrain)
+    if run is None:
+        if backbone != "i3d":
+            raise StageError(
+                f"--pretrain loads Kinetics-style I3D files; it cannot initialise --backbone "
+                f"{backbone}; drop --pretrain or use --backbone i3d (or pass a pretrain_video.py "
+                f"run of {backbone})"
+            )
+        if not Path(pretrain).is_file():
+            raise StageError(
+                f"--pretrain {pretrain} does not exist; pass a Kinetics-style I3D .h5 file or a "
+                "pretrain_video.py run folder"
+            )
+        return
+    pretrained = read_run_config(run).get("backbone")
+    if pretrained != backbone:
         raise StageError(
-            f"--pretrain loads Kinetics-style I3D files; it cannot initialise --backbone "
-            f"{backbone}; drop --pretrain or use --backbone i3d"
+            f"{run / PRETRAIN_TRUNK} holds a {pretrained} trunk but --backbone is {backbone}; "
+            f"use --backbone {pretrained} or a pretrain run of {backbone}"
         )
+
+
+#: The trunk file a ``pretrain_video.py`` run writes (and ``trunk.weights.h5`` beside it).
+PRETRAIN_TRUNK = "trunk.keras"
+
+
+def pretrain_run_dir(path: str | os.PathLike) -> Path | None:
+    """The ``pretrain_video.py`` run that ``--pretrain path`` names, or None for another file.
+
+    A folder, or a file named ``trunk.keras`` / ``trunk.weights.h5``, must be a finished pretrain
+    run (``trunk.keras``, ``metrics.json`` and a ``config.yaml`` of stage ``pretrain``); any other
+    ``.h5`` file (Kinetics-style I3D weights) gives None.
+
+    Raises:
+        StageError: ``path`` is neither an ``.h5`` file nor a finished pretrain run.
+
+    Example:
+        >>> pretrain_run_dir("checkpoints/UTD-MHAD/pretrain/run1")  # doctest: +SKIP
+        PosixPath('checkpoints/UTD-MHAD/pretrain/run1')
+        >>> pretrain_run_dir("rgb_imagenet_and_kinetics.h5") is None
+        True
+    """
+    p = Path(path)
+    if p.is_dir():
+        run = p
+    elif p.name in (PRETRAIN_TRUNK, "trunk.weights.h5"):
+        run = p.parent
+    elif p.suffix == ".h5":
+        return None
+    else:
+        raise StageError(
+            f"--pretrain {p} does not exist or is not a run folder; pass a pretrain_video.py run "
+            "folder (or its trunk.keras) or a Kinetics-style I3D .h5"
+        )
+    config = run / "config.yaml"
+    if not (run / PRETRAIN_TRUNK).is_file() or not (run / "metrics.json").is_file():
+        raise StageError(
+            f"--pretrain {p}: {run} is not a finished pretrain run (no {PRETRAIN_TRUNK}/metrics.json); "
+            "run pretrain_video.py or pass its run folder"
+        )
+    if not config.is_file() or read_run_config(run).get("stage") != "pretrain":
+        raise StageError(
+            f"--pretrain {p}: {config} is not the config of a pretrain_video.py run; "
+            "pass a pretrain run folder or a Kinetics-style I3D .h5"
+        )
+    return run
+
+
+def _trunk_of(model: keras.Model) -> keras.Model:
+    from vsfusion.models.heads import _is_trunk, split_classifier
+
+    return model if _is_trunk(model) else split_classifier(model)[0]
+
+
+def load_pretrained_trunk(model: keras.Model, path: str | os.PathLike) -> dict[str, Any]:
+    """Initialise the trunk of ``model`` from ``--pretrain path``, by layer name.
+
+    ``path`` is a ``pretrain_video.py`` run (folder, ``trunk.keras`` or ``trunk.weights.h5``):
+    every weighted layer of the trunk must be in the pretrained trunk with the same shapes (the
+    clip size may differ; the channels may not), and nothing is assigned otherwise. Any other
+    path is a Kinetics-style I3D ``.h5`` file (:func:`vsfusion.models.load_i3d_weights`).
+
+    Args:
+        model: A trunk, or a classifier nesting one (:func:`vsfusion.models.split_classifier`).
+        path: The ``--pretrain`` value.
+
+    Returns:
+        What to record in the run's metrics: ``pretrain`` (the run or file), ``pretrain_kind``
+        (``"vsfusion"`` or ``"kinetics_i3d"``) and ``pretrained_layers`` (how many layers).
+
+    Raises:
+        StageError: One line naming the file and the fix when the weights do not fit.
+
+    Example:
+        >>> info = load_pretrained_trunk(classifier, "checkpoints/UTD-MHAD/pretrain/run1")  # doctest: +SKIP
+        >>> info["pretrained_layers"]  # doctest: +SKIP
+        196
+    """
+    from vsfusion.models import load_i3d_weights
+
+    run = pretrain_run_dir(path)
+    if run is None:
+        try:
+            loaded = load_i3d_weights(model, path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise StageError(
+                f"--pretrain {path}: {str(exc).splitlines()[0][:300]}; "
+                "pass a Kinetics-style I3D .h5 for this clip's channels or drop --pretrain"
+            ) from None
+        return {
+            "pretrain": str(path),
+            "pretrain_kind": "kinetics_i3d",
+            "pretrained_layers": len(loaded),
+        }
+    file = run / PRETRAIN_TRUNK
+    source = load_model(file)
+    target = _trunk_of(model)
+    src = {layer.name: layer for layer in source.layers if layer.weights}
+    dst = {layer.name: layer for layer in target.layers if layer.weights}
+    problems = [f"{n} not in the pretrained trunk" for n in dst if n not in src]
+    problems += [f"{n} not in trunk {target.name}" for n in src if n not in dst]
+    for n in dst.keys() & src.keys():
+        have = [tuple(w.shape) for w in src[n].weights]
+        want = [tuple(w.shape) for w in dst[n].weights]
+        if have != want:
+            problems.append(f"{n}: pretrained {have} vs {want}")
+    if problems:
+        raise StageError(
+            f"--pretrain {file} does not fit trunk {target.name} ({len(problems)} layers, e.g. "
+            f"{'; '.join(sorted(problems)[:2])}); pretrain with the same --backbone and "
+            "--video-modality (channels) or drop --pretrain"
+        )
+    for n, layer in dst.items():
+        for variable, value in zip(layer.weights, src[n].weights, strict=True):
+            variable.assign(keras.ops.convert_to_numpy(value))
+    logger.info("loaded %d trunk layers from %s", len(dst), file)
+    return {"pretrain": str(run), "pretrain_kind": "vsfusion", "pretrained_layers": len(dst)}
 
 
 def learning_rate(

@@ -30,7 +30,6 @@ from vsfusion.models import (
     build_generator_training_model,
     generator_loss_weights,
     generator_losses,
-    load_i3d_weights,
     split_classifier,
 )
 from vsfusion.stages.classifiers import make_loader
@@ -41,6 +40,7 @@ from vsfusion.stages.common import (
     fit_with_selection,
     load_manifest,
     load_model,
+    load_pretrained_trunk,
     predict_arrays,
     read_run_config,
     resolve_run,
@@ -204,7 +204,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
                 backbone, (num_frames, crop_size, crop_size, channels), name=GENERATOR_TRUNK
             )
             if cfg.pretrain:
-                load_i3d_weights(trunk, cfg.pretrain)
+                load_pretrained_trunk(trunk, cfg.pretrain)
         h_dim = int(trunk.outputs[0].shape[-1])
         head = build_generator_head(h_dim, embed_dim, hidden=cfg.hidden, dropout=cfg.dropout)
         model = build_generator_training_model(trunk, head, sensor_head, train_trunk=True)
