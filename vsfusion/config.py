@@ -131,6 +131,11 @@ class VideoConfig(ClassifierConfig):
     )
     num_frames: int = _f(16, "frames sampled per clip")
     crop_size: int = _f(64, "square crop size in pixels (random at training, centre at test)")
+    frame_size: int | None = _f(
+        None,
+        "resize cached frames so their shorter side is this before cropping (lower resolution, "
+        "same field of view); none keeps the cached size",
+    )
     pretrain: str | None = _f(
         None,
         "trunk initialisation: a pretrain_video.py run (folder or its trunk.keras; same backbone), "

@@ -97,6 +97,16 @@ def test_recipe_augmentations_apply_in_train_mode_only(tmp_path):
     assert yt.tolist() == [0, 1, 2, 0]
 
 
+def test_frame_size_lowers_resolution_keeping_the_field_of_view(tmp_path):
+    df = make_samples(tmp_path, video_shape=(12, 40, 40, 1))
+    x, _ = ClipLoader(df, CLASSES, batch_size=1, num_frames=4, crop_size=16, frame_size=20)[0]
+    raw = np.load(df["video"][0]).astype(np.float32)[[1, 4, 7, 10]]
+    coarse = raw.reshape(4, 20, 2, 20, 2, 1).mean(axis=(2, 4))  # area resize 40 -> 20
+    np.testing.assert_allclose(x["video"][0], coarse[:, 2:18, 2:18], atol=1.0)
+    with pytest.raises(ValueError, match="smaller than crop_size"):
+        ClipLoader(df, CLASSES, crop_size=32, frame_size=20)
+
+
 def test_shuffle_is_seeded_and_changes_each_epoch(tmp_path):
     df = make_samples(tmp_path, n=12)
     order = lambda ld: np.concatenate([ld[i][1] for i in range(len(ld))]).tolist()  # noqa: E731

@@ -49,6 +49,9 @@ class ClipLoader(keras.utils.PyDataset):
         train: Enable augmentation (temporal jitter, random crop, optional flip).
         num_frames: Frames per clip (``None``: all stored frames; then clips must be equally long).
         crop_size: Square crop side (``None``: full frames; then frames must be equally sized).
+        frame_size: Resize frames so the shorter side is this before cropping (``None``: keep the
+            cached size); e.g. 80 with ``crop_size=64`` keeps the cached field of view at a lower
+            resolution.
         flip: Random horizontal flips in train mode.
         sensor_steps: Sensor length (``None``: stored length; then lengths must agree).
         scale_jitter: Train-mode crop side varies by up to this factor (see
@@ -86,6 +89,7 @@ class ClipLoader(keras.utils.PyDataset):
         train: bool = False,
         num_frames: int | None = None,
         crop_size: int | None = None,
+        frame_size: int | None = None,
         flip: bool = False,
         sensor_steps: int | None = None,
         scale_jitter: float = 0.0,
@@ -139,6 +143,9 @@ class ClipLoader(keras.utils.PyDataset):
         self.train = bool(train)
         self.num_frames = num_frames
         self.crop_size = crop_size
+        if frame_size is not None and crop_size is not None and frame_size < crop_size:
+            raise ValueError(f"frame_size {frame_size} is smaller than crop_size {crop_size}")
+        self.frame_size = frame_size
         self.flip = bool(flip)
         self.sensor_steps = sensor_steps
         self.scale_jitter = float(scale_jitter)
@@ -199,6 +206,8 @@ class ClipLoader(keras.utils.PyDataset):
         self._check_channels(modality, arr.shape[3], path)
         idx = uniform_indices(arr.shape[0], self.num_frames, jitter=self.train, rng=rng)
         frames = np.asarray(arr[idx])  # reads only the kept frames from the memory map
+        if self.frame_size is not None and min(frames.shape[1:3]) != self.frame_size:
+            frames = resize_shorter(frames, self.frame_size)
         if self.crop_size is not None:
             if min(frames.shape[1:3]) < self.crop_size:
                 frames = resize_shorter(frames, self.crop_size)

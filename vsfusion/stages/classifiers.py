@@ -254,6 +254,7 @@ def run_video(cfg: VideoConfig) -> RunDir:
     kw = {
         "num_frames": cfg.num_frames,
         "crop_size": cfg.crop_size,
+        "frame_size": cfg.frame_size,
         "flip": cfg.flip,
         "scale_jitter": cfg.scale_jitter,
         "erase_prob": cfg.erase_prob,

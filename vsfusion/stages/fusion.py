@@ -124,7 +124,11 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
         generator_trunk,
     )
     sensor_steps = read_run_config(sensor_run).get("sensor_steps")
-    video_kw = {"num_frames": gen_info["num_frames"], "crop_size": gen_info["crop_size"]}
+    video_kw = {
+        "num_frames": gen_info["num_frames"],
+        "crop_size": gen_info["crop_size"],
+        "frame_size": gen_info.get("frame_size"),
+    }
 
     train_rows = require_modality(manifest, "train", "video")
     val_rows = require_modality(manifest, "val", "video")

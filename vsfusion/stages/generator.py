@@ -142,6 +142,12 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
             f"drop --backbone {cfg.backbone} or use --trunk scratch"
         )
     check_video_trunk(backbone, num_frames, crop_size, cfg.pretrain)
+    frame_size = video_cfg.get("frame_size")
+    if video_cfg and video_cfg.get("video_crop") != cfg.video_crop:
+        raise StageError(
+            f"the video run {video_run} was trained on --video_crop {video_cfg.get('video_crop')}; "
+            f"pass the same --video_crop (got {cfg.video_crop})"
+        )
 
     rows = {s: paired_rows(manifest, s) for s in ("train", "val")}
     sensor_kw = {"sensor_steps": sensor_cfg.get("sensor_steps")}
@@ -150,7 +156,12 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         for s, r in rows.items()
     }
     embed_dim = targets["train"]["embedding"].shape[1]
-    video_kw = {"num_frames": num_frames, "crop_size": crop_size, "flip": False}
+    video_kw = {
+        "num_frames": num_frames,
+        "crop_size": crop_size,
+        "frame_size": frame_size,
+        "flip": False,
+    }
     run = RunDir.create(cfg)
     sensor_head.trainable = False
 
@@ -236,6 +247,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         "video_run": str(video_run.resolve()) if video_run else None,
         "num_frames": int(num_frames),
         "crop_size": int(crop_size),
+        "frame_size": frame_size,
         "embed_dim": int(embed_dim),
         "n_train": len(rows["train"]),
         "n_val": len(rows["val"]),
