@@ -85,8 +85,8 @@ class StageConfig:
 
 
 @dataclass
-class ClassifierConfig(StageConfig):
-    """Fields of the single-modality classifier stages: schedule, label smoothing, final fit."""
+class ScheduledConfig(StageConfig):
+    """Stages trained with a learning-rate schedule (see ``stages.common.learning_rate``)."""
 
     schedule: str = _f(
         "constant",
@@ -94,6 +94,12 @@ class ClassifierConfig(StageConfig):
         choices=("constant", "cosine"),
     )
     warmup_epochs: float = _f(1.0, "warm-up epochs of the cosine schedule")
+
+
+@dataclass
+class ClassifierConfig(ScheduledConfig):
+    """Fields of the single-modality classifier stages: schedule, label smoothing, final fit."""
+
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)")
     final_fit: bool = _f(
         False,
@@ -159,7 +165,7 @@ class VideoConfig(ClassifierConfig):
 
 
 @dataclass
-class PretrainConfig(StageConfig):
+class PretrainConfig(ScheduledConfig):
     """Self-supervised pretraining of the video trunk by momentum contrast (pretrain_video.py).
 
     Uses the training split only unless ``--include_val`` (validation subjects, never test

@@ -14,23 +14,11 @@ sys.path.insert(0, str(REPO))
 
 import reproduce  # noqa: E402
 import train_baselines  # noqa: E402
+from tests.stages.stage_cli import common  # noqa: E402
 from vsfusion.evaluation.report import build_results  # noqa: E402
 from vsfusion.stages import baselines as stage  # noqa: E402
 
 FAST = ["--n_trees", "20", "--n_jobs", "1"]
-
-
-def common(data: Path, ck: Path) -> list[str]:
-    return [
-        "--dataset",
-        "VSL",
-        "--data_root",
-        str(data),
-        "--checkpoints",
-        str(ck),
-        "--verbose",
-        "0",
-    ]
 
 
 @pytest.fixture(scope="module")

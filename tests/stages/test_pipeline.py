@@ -15,24 +15,12 @@ import train_sensor  # noqa: E402
 import train_video  # noqa: E402
 import training_generator  # noqa: E402
 import valid_generator  # noqa: E402
+from tests.stages.stage_cli import common  # noqa: E402
 from vsfusion.evaluation import report  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 STREAMS = set(report.STREAMS)  # the key list itself is checked literally in test_report.py
-
-
-def common(data: Path, ck: Path) -> list[str]:
-    return [
-        "--dataset",
-        "VSL",
-        "--data_root",
-        str(data),
-        "--checkpoints",
-        str(ck),
-        "--verbose",
-        "0",
-    ]
 
 
 @pytest.fixture(scope="module")

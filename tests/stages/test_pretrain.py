@@ -15,6 +15,7 @@ sys.path.insert(0, str(REPO))
 
 import pretrain_video  # noqa: E402
 import train_video  # noqa: E402
+from tests.stages.stage_cli import common  # noqa: E402
 from vsfusion.config import PretrainConfig  # noqa: E402
 from vsfusion.data.views import ViewPairLoader  # noqa: E402
 from vsfusion.models import build_backbone, split_classifier  # noqa: E402
@@ -23,19 +24,6 @@ from vsfusion.stages.common import load_manifest, load_model, load_pretrained_tr
 from vsfusion.stages.pretrain import pretrain_rows  # noqa: E402
 
 CLIP = ["--num_frames", "4", "--crop_size", "32"]
-
-
-def common(data: Path, ck: Path) -> list[str]:
-    return [
-        "--dataset",
-        "VSL",
-        "--data_root",
-        str(data),
-        "--checkpoints",
-        str(ck),
-        "--verbose",
-        "0",
-    ]
 
 
 def tiny_moco(momentum: float = 0.9, queue_size: int = 0, channels: int = 1) -> MomentumContrast:

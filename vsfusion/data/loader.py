@@ -189,9 +189,8 @@ class ClipLoader(keras.utils.PyDataset):
                 "all samples must have the same channels"
             )
 
-    def _read_video(
-        self, path: str, rng: np.random.Generator | None, modality: str = "video"
-    ) -> np.ndarray:
+    def _open_video(self, path: str, modality: str = "video") -> np.ndarray:
+        """The memory-mapped ``(T, H, W, C)`` uint8 clip at ``path``, checked (DataError if not)."""
         try:
             arr = np.load(path, mmap_mode="r")
         except FileNotFoundError:
@@ -204,6 +203,12 @@ class ClipLoader(keras.utils.PyDataset):
                 f"{arr.shape}; re-run video preprocessing"
             )
         self._check_channels(modality, arr.shape[3], path)
+        return arr
+
+    def _read_video(
+        self, path: str, rng: np.random.Generator | None, modality: str = "video"
+    ) -> np.ndarray:
+        arr = self._open_video(path, modality)
         idx = uniform_indices(arr.shape[0], self.num_frames, jitter=self.train, rng=rng)
         frames = np.asarray(arr[idx])  # reads only the kept frames from the memory map
         if self.frame_size is not None and min(frames.shape[1:3]) != self.frame_size:

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from vsfusion.data.errors import DataError
 from vsfusion.data.loader import ClipLoader
 from vsfusion.data.video import uniform_indices
 
@@ -173,18 +172,7 @@ class ViewPairLoader(ClipLoader):
         return max(1, len(self._labels) // self.batch_size)
 
     def _read_view(self, path: str, rng: np.random.Generator) -> np.ndarray:
-        try:
-            arr = np.load(path, mmap_mode="r")
-        except FileNotFoundError:
-            raise DataError(f"{path}: video file not found; re-run preprocessing") from None
-        except ValueError as e:
-            raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None
-        if arr.ndim != 4 or arr.dtype != np.uint8 or arr.shape[0] == 0:
-            raise DataError(
-                f"{path}: video must be non-empty uint8 (T, H, W, C), got {arr.dtype} "
-                f"{arr.shape}; re-run video preprocessing"
-            )
-        self._check_channels("video", arr.shape[3], path)
+        arr = self._open_video(path)
         idx = temporal_window_indices(arr.shape[0], int(self.num_frames), self.min_window, rng)
         frames = np.asarray(arr[idx])
         frames = random_resized_crop(frames, int(self.crop_size), rng, (self.min_scale, 1.0))
