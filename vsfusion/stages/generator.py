@@ -143,7 +143,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         )
     check_video_trunk(backbone, num_frames, crop_size, cfg.pretrain)
     frame_size = video_cfg.get("frame_size")
-    if video_cfg and video_cfg.get("video_crop") != cfg.video_crop:
+    if video_cfg and (video_cfg.get("video_crop") or "centre") != (cfg.video_crop or "centre"):
         raise StageError(
             f"the video run {video_run} was trained on --video_crop {video_cfg.get('video_crop')}; "
             f"pass the same --video_crop (got {cfg.video_crop})"
