@@ -25,3 +25,15 @@ def test_final_fit_flag_overrides_the_default():
     assert stage_configs(cfg)["sensor"].final_fit is True
     cfg = ReproduceConfig(dataset="MHAD", stages="sensor", final_fit=False)
     assert stage_configs(cfg)["sensor"].final_fit is False
+
+
+def test_utd_mhad_depth_defaults_to_the_person_crop_in_every_stage():
+    configs = stage_configs(ReproduceConfig(dataset="UTD-MHAD"))
+    assert {c.video_crop for c in configs.values()} == {"person"}
+    assert (configs["video"].crop_size, configs["video"].frame_size) == (64, 80)
+    rgb = stage_configs(ReproduceConfig(dataset="UTD-MHAD", video_modality="rgb"))
+    assert rgb["video"].video_crop is None  # not validated on RGB: the adapter's centre crop
+    given = stage_configs(ReproduceConfig(dataset="UTD-MHAD", video_crop="centre"))
+    assert given["generator"].video_crop == "centre"
+    paper = stage_configs(ReproduceConfig(dataset="UTD-MHAD", preset="paper"))
+    assert (paper["video"].crop_size, paper["video"].frame_size) == (96, None)
