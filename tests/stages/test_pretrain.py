@@ -23,14 +23,14 @@ from vsfusion.models.contrastive import MomentumContrast, info_nce  # noqa: E402
 from vsfusion.stages.common import load_manifest, load_model, load_pretrained_trunk  # noqa: E402
 from vsfusion.stages.pretrain import pretrain_rows  # noqa: E402
 
-CLIP = ["--num_frames", "4", "--crop_size", "32"]
+CLIP = ["--num_frames", "8", "--crop_size", "32"]
 
 
 def tiny_moco(momentum: float = 0.9, queue_size: int = 0, channels: int = 1) -> MomentumContrast:
-    shape = (4, 32, 32, channels)
+    shape = (8, 32, 32, channels)
     return MomentumContrast(
-        build_backbone("x3d_xs", shape),
-        build_backbone("x3d_xs", shape, name="x3d_xs_key"),
+        build_backbone("i3d", shape),
+        build_backbone("i3d", shape, name="i3d_key"),
         proj_dim=8,
         proj_hidden=16,
         momentum=momentum,
@@ -43,11 +43,11 @@ def fixed_batch(b: int = 4) -> dict[str, np.ndarray]:
     import cv2
 
     rng = np.random.default_rng(1)
-    base = np.empty((b, 4, 32, 32, 1), "float32")
+    base = np.empty((b, 8, 32, 32, 1), "float32")
     for i in range(b):
         grid = rng.uniform(0, 255, (4, 4)).astype("float32")
         frame = cv2.resize(grid, (32, 32), interpolation=cv2.INTER_LINEAR)
-        base[i] = np.stack([np.roll(frame, 2 * t, axis=1) for t in range(4)])[..., None]
+        base[i] = np.stack([np.roll(frame, 2 * t, axis=1) for t in range(8)])[..., None]
     noisy = np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype("float32")
     return {"view1": base, "view2": noisy}
 
@@ -167,7 +167,7 @@ def test_test_split_is_used_only_when_transductive(tiny_dataset):
 
 @pytest.fixture(scope="module")
 def pretrained(tiny_dataset, tmp_path_factory):
-    """One pretraining epoch (x3d_xs, 4x32x32), recording every video file the loader reads."""
+    """One pretraining epoch (i3d, 8x32x32), recording every video file the loader reads."""
     ck = tmp_path_factory.mktemp("ck")
     read: list[str] = []
     original = ViewPairLoader._read_view
@@ -178,7 +178,7 @@ def pretrained(tiny_dataset, tmp_path_factory):
 
     ViewPairLoader._read_view = recording
     try:
-        argv = [*common(tiny_dataset, ck), "--backbone", "x3d_xs", *CLIP, "--batch_size", "4"]
+        argv = [*common(tiny_dataset, ck), "--backbone", "i3d", *CLIP, "--batch_size", "4"]
         code = pretrain_video.main(
             [*argv, "--epoch", "1", "--proj_hidden", "16", "--proj_dim", "8", "--run_name", "p"]
         )
@@ -219,13 +219,13 @@ def test_pretrained_trunk_loads_into_a_classifier_by_layer_name(pretrained):
     _, run, _, _ = pretrained
     source = load_model(run / "trunk.keras")
     # another clip size than the pretraining one: convolution weights do not depend on it
-    model = build_backbone("x3d_xs", (6, 40, 40, 3), num_classes=3)
+    model = build_backbone("i3d", (10, 40, 40, 3), num_classes=3)
     info = load_pretrained_trunk(model, run / "trunk.keras")
     trunk, _ = split_classifier(model)
     weighted = [layer for layer in trunk.layers if layer.weights]
     assert info["pretrain_kind"] == "vsfusion" and info["pretrained_layers"] == len(weighted)
-    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 32, 32, 3)).astype("float32")
-    rebuilt = build_backbone("x3d_xs", (4, 32, 32, 3))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 32, 32, 3)).astype("float32")
+    rebuilt = build_backbone("i3d", (8, 32, 32, 3))
     rebuilt.set_weights(trunk.get_weights())
     np.testing.assert_allclose(
         _trunk_outputs(rebuilt, x), _trunk_outputs(source, x), rtol=1e-5, atol=1e-5
@@ -234,7 +234,7 @@ def test_pretrained_trunk_loads_into_a_classifier_by_layer_name(pretrained):
 
 def test_linear_probe_leaves_the_pretrained_trunk_unchanged(pretrained, tiny_dataset):
     ck, run, _, _ = pretrained
-    argv = [*common(tiny_dataset, ck), "--backbone", "x3d_xs", *CLIP, "--batch_size", "4"]
+    argv = [*common(tiny_dataset, ck), "--backbone", "i3d", *CLIP, "--batch_size", "4"]
     code = train_video.main(
         [*argv, "--epoch", "2", "--pretrain", str(run), "--freeze_trunk", "--run_name", "probe"]
     )
@@ -256,8 +256,8 @@ def test_linear_probe_leaves_the_pretrained_trunk_unchanged(pretrained, tiny_dat
         ("MISSING/run", "x3d_xs", "does not exist or is not a run folder; pass a pretrain_video"),
         ("MISSING/w.h5", "x3d_xs", "drop --pretrain or use --backbone i3d"),
         ("MISSING/w.h5", "i3d", "does not exist; pass a Kinetics-style I3D .h5"),
-        ("RUN", "i3d", "holds a x3d_xs trunk but --backbone is i3d; use --backbone x3d_xs"),
-        ("RUN/trunk.keras", "r2plus1d_18", "holds a x3d_xs trunk but --backbone is r2plus1d_18"),
+        ("RUN", "x3d_xs", "holds a i3d trunk but --backbone is x3d_xs; use --backbone i3d"),
+        ("RUN/trunk.keras", "r2plus1d_18", "holds a i3d trunk but --backbone is r2plus1d_18"),
         ("EMPTY", "x3d_xs", "is not a finished pretrain run (no trunk.keras/metrics.json)"),
     ],
 )
@@ -282,7 +282,7 @@ def test_channel_mismatch_is_one_line_error_naming_the_file(pretrained, tmp_path
     from vsfusion.stages.common import StageError
 
     _, run, _, _ = pretrained
-    model = build_backbone("x3d_xs", (4, 32, 32, 1), num_classes=3)  # depth, pretrained on RGB
-    with pytest.raises(StageError, match=r"trunk.keras does not fit trunk x3d_xs_trunk") as exc:
+    model = build_backbone("i3d", (8, 32, 32, 1), num_classes=3)  # depth, pretrained on RGB
+    with pytest.raises(StageError, match=r"trunk.keras does not fit trunk i3d_trunk") as exc:
         load_pretrained_trunk(model, run)
     assert "\n" not in str(exc.value) and "--video-modality" in str(exc.value)
