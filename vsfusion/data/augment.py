@@ -7,6 +7,8 @@ augmentation is reproducible from the loader's ``(seed, epoch, batch)`` generato
   together), smooth time-warp, per-channel gain and jitter, for ``(steps, channels)`` recordings.
 * :func:`scale_jitter_crop`: a square crop whose side varies around the output size, resized to
   it (the object appears larger or smaller; the test-time centre crop is the scale-1 case).
+* :func:`random_resized_crop`: a random region of random area and aspect ratio resized to a
+  square (the contrastive views of :mod:`vsfusion.data.views`).
 * :func:`random_erase`: one random rectangle blanked in every frame of a clip (Zhong et al.,
   AAAI 2020, applied clip-wise).
 * :func:`mixup`: convex combinations of the samples of a batch and of their one-hot targets
@@ -15,12 +17,13 @@ augmentation is reproducible from the loader's ``(seed, epoch, batch)`` generato
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-__all__ = ["SensorAugment", "mixup", "random_erase", "scale_jitter_crop"]
+__all__ = ["SensorAugment", "mixup", "random_erase", "random_resized_crop", "scale_jitter_crop"]
 
 
 @dataclass(frozen=True)
@@ -113,20 +116,59 @@ def scale_jitter_crop(
         >>> scale_jitter_crop(clip, 96, 0.25, np.random.default_rng(0)).shape
         (4, 96, 96, 1)
     """
-    t, h, w, c = frames.shape
+    _, h, w, _ = frames.shape
     factor = float(np.exp(rng.uniform(-np.log1p(jitter), np.log1p(jitter)))) if jitter else 1.0
     side = int(min(h, w, max(8, round(size * factor))))
     top = int(rng.integers(0, h - side + 1))
     left = int(rng.integers(0, w - side + 1))
     crop = frames[:, top : top + side, left : left + side]
-    if side == size:
-        return crop
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    out = np.empty((t, size, size, c), dtype=frames.dtype)
+    return crop if side == size else _resize_clip(crop, size)
+
+
+def _resize_clip(region: np.ndarray, size: int) -> np.ndarray:
+    """Every frame of ``region`` resized to ``size`` x ``size`` (area averaging when shrinking)."""
+    t, h, w, c = region.shape
+    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+    out = np.empty((t, size, size, c), dtype=region.dtype)
     for k in range(t):
-        resized = cv2.resize(np.ascontiguousarray(crop[k]), (size, size), interpolation=interp)
+        resized = cv2.resize(np.ascontiguousarray(region[k]), (size, size), interpolation=interp)
         out[k] = resized.reshape(size, size, c)
     return out
+
+
+def random_resized_crop(
+    frames: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.3, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> np.ndarray:
+    """Crop a random region (the same in every frame) and resize it to ``size`` x ``size``.
+
+    Args:
+        frames: ``(T, H, W, C)`` array.
+        size: Output side in pixels.
+        rng: Random generator.
+        scale: Range of the crop area as a fraction of ``H * W``.
+        ratio: Range of the crop's width / height (sampled log-uniformly).
+
+    Returns:
+        ``(T, size, size, C)`` array of the input dtype.
+
+    Example:
+        >>> out = random_resized_crop(np.zeros((2, 40, 60, 1), np.uint8), 32, np.random.default_rng(0))
+        >>> out.shape
+        (2, 32, 32, 1)
+    """
+    _, h, w, _ = frames.shape
+    area = float(rng.uniform(*scale)) * h * w
+    aspect = math.exp(float(rng.uniform(math.log(ratio[0]), math.log(ratio[1]))))
+    cw = int(round(math.sqrt(area * aspect)))
+    ch = int(round(math.sqrt(area / aspect)))
+    cw, ch = max(1, min(cw, w)), max(1, min(ch, h))
+    top = int(rng.integers(0, h - ch + 1))
+    left = int(rng.integers(0, w - cw + 1))
+    return _resize_clip(frames[:, top : top + ch, left : left + cw], size)
 
 
 def random_erase(

@@ -1,7 +1,9 @@
-"""Atomic writers: a file is written under a temporary name in its folder, then renamed.
+"""Atomic writers, and the one reader of cached ``.npy`` arrays.
 
-A crash or a kill therefore never leaves a half-written ``.npy`` or ``.csv`` under the final
-name; at worst a ``<name>.tmp`` file remains, which readers ignore and writers overwrite.
+A file is written under a temporary name in its folder, then renamed. A crash or a kill therefore
+never leaves a half-written ``.npy`` or ``.csv`` under the final name; at worst a ``<name>.tmp``
+file remains, which readers ignore and writers overwrite. :func:`load_npy` opens a cached array
+memory-mapped and turns a missing or unreadable file into one :class:`DataError` line.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_write_text"]
+from vsfusion.data.errors import DataError
+
+__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_write_text", "load_npy"]
 
 TMP_SUFFIX = ".tmp"
 
@@ -77,3 +81,21 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     data = text.encode(encoding)
     _replace(_tmp_path(path), path, lambda f: f.write(data))
     return path
+
+
+def load_npy(path: str | os.PathLike, what: str) -> np.ndarray:
+    """Open a cached ``.npy`` memory-mapped; a missing or unreadable file is a :class:`DataError`
+    naming it (``what`` says which kind of file it was, e.g. ``"video"``).
+
+    Example:
+        >>> load_npy("nope.npy", "sensor")
+        Traceback (most recent call last):
+        ...
+        vsfusion.data.errors.DataError: nope.npy: sensor file not found; re-run preprocessing
+    """
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} file not found; re-run preprocessing") from None
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None

@@ -15,6 +15,7 @@ import pandas as pd
 
 from vsfusion.data.augment import SensorAugment, mixup, random_erase, scale_jitter_crop
 from vsfusion.data.errors import DataError
+from vsfusion.data.io import load_npy
 from vsfusion.data.sensor import resample, validate_sensor
 from vsfusion.data.video import center_crop, hflip, random_crop, resize_shorter, uniform_indices
 
@@ -191,12 +192,7 @@ class ClipLoader(keras.utils.PyDataset):
 
     def _open_video(self, path: str, modality: str = "video") -> np.ndarray:
         """The memory-mapped ``(T, H, W, C)`` uint8 clip at ``path``, checked (DataError if not)."""
-        try:
-            arr = np.load(path, mmap_mode="r")
-        except FileNotFoundError:
-            raise DataError(f"{path}: video file not found; re-run preprocessing") from None
-        except ValueError as e:
-            raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None
+        arr = load_npy(path, "video")
         if arr.ndim != 4 or arr.dtype != np.uint8 or arr.shape[0] == 0:
             raise DataError(
                 f"{path}: video must be non-empty uint8 (T, H, W, C), got {arr.dtype} "
@@ -229,13 +225,7 @@ class ClipLoader(keras.utils.PyDataset):
         return frames.astype(np.float32)
 
     def _read_sensor(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
-        try:
-            arr = np.load(path, mmap_mode="r")
-        except FileNotFoundError:
-            raise DataError(f"{path}: sensor file not found; re-run preprocessing") from None
-        except ValueError as e:
-            raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None
-        arr = validate_sensor(arr, path)
+        arr = validate_sensor(load_npy(path, "sensor"), path)
         self._check_channels("sensor", arr.shape[1], path)
         if self.sensor_steps is not None and arr.shape[0] != self.sensor_steps:
             arr = resample(arr, self.sensor_steps)

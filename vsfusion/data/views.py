@@ -20,15 +20,14 @@ The randomness of batch ``i`` in epoch ``e`` comes from ``default_rng([seed, e, 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 
+from vsfusion.data.augment import random_resized_crop
 from vsfusion.data.loader import ClipLoader
-from vsfusion.data.video import uniform_indices
+from vsfusion.data.video import hflip, uniform_indices
 
 __all__ = ["ViewPairLoader", "random_resized_crop", "temporal_window_indices"]
 
@@ -50,47 +49,6 @@ def temporal_window_indices(
     length = max(1, min(n_total, round(frac * n_total)))
     start = int(rng.integers(0, n_total - length + 1))
     return start + uniform_indices(length, num_frames, jitter=True, rng=rng)
-
-
-def random_resized_crop(
-    frames: np.ndarray,
-    size: int,
-    rng: np.random.Generator,
-    scale: tuple[float, float] = (0.3, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-) -> np.ndarray:
-    """Crop a random region (the same in every frame) and resize it to ``size`` x ``size``.
-
-    Args:
-        frames: ``(T, H, W, C)`` array.
-        size: Output side in pixels.
-        rng: Random generator.
-        scale: Range of the crop area as a fraction of ``H * W``.
-        ratio: Range of the crop's width / height (sampled log-uniformly).
-
-    Returns:
-        ``(T, size, size, C)`` array of the input dtype.
-
-    Example:
-        >>> out = random_resized_crop(np.zeros((2, 40, 60, 1), np.uint8), 32, np.random.default_rng(0))
-        >>> out.shape
-        (2, 32, 32, 1)
-    """
-    _, h, w, c = frames.shape
-    area = float(rng.uniform(*scale)) * h * w
-    aspect = math.exp(float(rng.uniform(math.log(ratio[0]), math.log(ratio[1]))))
-    cw = int(round(math.sqrt(area * aspect)))
-    ch = int(round(math.sqrt(area / aspect)))
-    cw, ch = max(1, min(cw, w)), max(1, min(ch, h))
-    top = int(rng.integers(0, h - ch + 1))
-    left = int(rng.integers(0, w - cw + 1))
-    region = frames[:, top : top + ch, left : left + cw]
-    interp = cv2.INTER_AREA if min(ch, cw) > size else cv2.INTER_LINEAR
-    out = np.empty((frames.shape[0], size, size, c), dtype=frames.dtype)
-    for t, frame in enumerate(region):
-        resized = cv2.resize(np.ascontiguousarray(frame), (size, size), interpolation=interp)
-        out[t] = resized.reshape(size, size, c)
-    return out
 
 
 def _intensity_jitter(
@@ -177,7 +135,7 @@ class ViewPairLoader(ClipLoader):
         frames = np.asarray(arr[idx])
         frames = random_resized_crop(frames, int(self.crop_size), rng, (self.min_scale, 1.0))
         if self.flip and rng.random() < 0.5:
-            frames = frames[:, :, ::-1]
+            frames = hflip(frames)
         clip = frames.astype(np.float32)
         return _intensity_jitter(clip, rng, self.brightness, self.contrast).astype(np.float32)
 

@@ -27,9 +27,16 @@ from vsfusion.baselines import (
 )
 from vsfusion.config import BaselinesConfig
 from vsfusion.data import DataError, Manifest
+from vsfusion.data.io import load_npy
 from vsfusion.data.sensor import validate_sensor
 from vsfusion.evaluation.metrics import classification_summary
-from vsfusion.stages.common import RunDir, StageError, load_manifest, seed_everything
+from vsfusion.stages.common import (
+    RunDir,
+    StageError,
+    load_manifest,
+    rows_with,
+    seed_everything,
+)
 
 __all__ = ["BASELINE_STREAMS", "run_baselines", "parse_streams", "stream_features"]
 
@@ -56,15 +63,6 @@ def parse_streams(text: str) -> list[str]:
     return [s for s in BASELINE_STREAMS if s in wanted]
 
 
-def _load(path: str, what: str) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} file not found; re-run preprocessing") from None
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: not a readable .npy ({e}); re-run preprocessing") from None
-
-
 def stream_features(rows: pd.DataFrame, stream: str) -> tuple[np.ndarray, str]:
     """The feature matrix of ``rows`` for one stream, read from the cached ``.npy`` files.
 
@@ -82,7 +80,7 @@ def stream_features(rows: pd.DataFrame, stream: str) -> tuple[np.ndarray, str]:
     feats: list[np.ndarray] = []
     kind = "summary_statistics"
     for path in rows[stream].astype(str):
-        arr = _load(path, stream)
+        arr = load_npy(path, stream)
         if stream == "sensor":
             x = validate_sensor(arr, path)
             if x.shape[0] < 3:
@@ -102,12 +100,6 @@ def stream_features(rows: pd.DataFrame, stream: str) -> tuple[np.ndarray, str]:
             )
         feats.append(f)
     return np.stack(feats), kind
-
-
-def _with(rows: pd.DataFrame, stream: str) -> pd.DataFrame:
-    if stream not in rows.columns:
-        return rows[:0]
-    return rows[rows[stream].astype(str) != ""]
 
 
 def _run_stream(
@@ -188,7 +180,7 @@ def run_baselines(cfg: BaselinesConfig) -> RunDir:
     run = RunDir.create(cfg)
     rows: dict[str, Any] = {}
     for stream in streams:
-        fit_rows, test_rows = _with(fit_all, stream), _with(test_all, stream)
+        fit_rows, test_rows = rows_with(fit_all, stream), rows_with(test_all, stream)
         if len(fit_rows) == 0:
             logger.info(
                 "%s has no %s recordings in its training subjects: %s skipped",

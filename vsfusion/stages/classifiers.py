@@ -39,6 +39,7 @@ from vsfusion.stages.common import (
     load_pretrained_trunk,
     predict_arrays,
     require_modality,
+    rows_with,
     save_model,
     seed_everything,
 )
@@ -88,10 +89,7 @@ def _split_loaders(
 ) -> tuple[ClipLoader, ClipLoader, ClipLoader | None]:
     train_rows = require_modality(manifest, "train", modality)
     val_rows = require_modality(manifest, "val", modality)
-    test_all = manifest.split("test")
-    test_rows = (
-        test_all[test_all[modality].astype(str) != ""] if modality in test_all else test_all[:0]
-    )
+    test_rows = rows_with(manifest.split("test"), modality)
     train = make_loader(train_rows, manifest, modality, cfg, train=True, **kw)
     val = make_loader(val_rows, manifest, modality, cfg, train=False, **kw)
     test = (

@@ -37,6 +37,7 @@ __all__ = [
     "setup_logging",
     "seed_everything",
     "load_manifest",
+    "rows_with",
     "fit_with_selection",
     "learning_rate",
     "check_video_trunk",
@@ -210,12 +211,19 @@ def load_manifest(cfg: StageConfig) -> Manifest:
     return manifest
 
 
+def rows_with(rows: Any, modality: str) -> Any:
+    """The manifest rows that have a ``modality`` file (none when the column is absent)."""
+    if modality not in rows.columns:
+        return rows[:0]
+    return rows[rows[modality].astype(str) != ""]
+
+
 def require_modality(manifest: Manifest, split: str, modality: str) -> Any:
     """The rows of ``split`` that have ``modality``; a clear error when there are none."""
     rows = manifest.split(split)
     if modality not in rows.columns:
         raise DataError(f"dataset {manifest.name} has no {modality} modality; this stage needs it")
-    have = rows[rows[modality].astype(str) != ""]
+    have = rows_with(rows, modality)
     if len(have) == 0:
         raise DataError(
             f"{manifest.name}: split '{split}' has no samples with {modality}; this stage needs them"
