@@ -239,6 +239,11 @@ class SensorConfig(ClassifierConfig):
     segments: int = _f(
         1, "pool the features over this many equal time segments (1: global average pooling)"
     )
+    stats: bool = _f(
+        False,
+        "also feed the classifier per-channel mean/std/min/max of the normalised recording, whole "
+        "and per segment, next to the learned features",
+    )
     dropout: float = _f(0.2, "dropout before the classifier")
     batch_size: int = _f(16, "batch size")
     epoch: int = _f(60, "maximum number of training epochs")
@@ -319,9 +324,9 @@ class ReproduceConfig(StageConfig):
     )
     final_fit: bool | None = _f(
         None,
-        "refit the sensor classifier on training + validation subjects for the epochs chosen on "
-        "validation; default: on when neither the generator nor the fusion stage is run (they "
-        "need validation predictions the sensor model has not seen)",
+        "refit the sensor and video classifiers on training + validation subjects for the epochs "
+        "chosen on validation; default: on when neither the generator nor the fusion stage is run "
+        "(they need validation predictions the classifiers have not seen)",
     )
 
     stage: typing.ClassVar[str] = "reproduce"

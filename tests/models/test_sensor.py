@@ -160,3 +160,38 @@ def test_segment_pooling_keeps_the_order_of_beginning_middle_and_end():
     assert trunk.output_shape == (None, 3 * 16)
     with pytest.raises(ValueError, match="known number of steps"):
         build_inception_time((None, 2), segments=3)
+
+
+def test_statistics_pooling_matches_numpy_over_the_whole_and_each_segment():
+    from vsfusion.models.sensor import StatisticsPooling1D
+
+    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype("float32")
+    out = np.asarray(StatisticsPooling1D(segments=3)(x))
+    parts = [x, x[:, 0:4], x[:, 4:8], x[:, 8:12]]
+    expected = np.concatenate(
+        [f(p, axis=1) for p in parts for f in (np.mean, np.std, np.min, np.max)], axis=-1
+    )
+    assert out.shape == (2, 4 * 3 * 4)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_stats_widen_the_embedding_and_survive_saving(tmp_path):
+    x = _windows()
+    plain = build_inception_time((STEPS, CHANNELS), segments=3, depth=1, filters=4)
+    trunk = build_inception_time((STEPS, CHANNELS), segments=3, depth=1, filters=4, stats=True)
+    assert trunk.output_shape == (None, plain.output_shape[-1] + 4 * CHANNELS * 4)
+    assert trunk.get_layer("embedding") is trunk.layers[-1]
+    model = build_inception_time(
+        (STEPS, CHANNELS),
+        num_classes=4,
+        depth=1,
+        filters=4,
+        stats=True,
+        normalization=fit_normalization(x),
+    )
+    expected = _predict(model, x)
+    model.save(tmp_path / "stats.keras")
+    loaded = keras.models.load_model(tmp_path / "stats.keras")
+    np.testing.assert_allclose(_predict(loaded, x), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="known number of steps"):
+        build_inception_time((None, CHANNELS), stats=True)

@@ -327,6 +327,7 @@ def test_sensor_final_fit_retrains_on_train_and_val_for_the_chosen_epochs(tiny_d
     metrics = json.loads((tmp_path / "VSL" / "sensor" / "ff" / "metrics.json").read_text())
     assert metrics["final_fit"] == {
         "epochs": metrics["best_epoch"],
+        "schedule_epochs": metrics["best_epoch"],
         "n_samples": metrics["n_train"] + metrics["n_val"],
     }
     assert metrics["augment"]["unit_channels"] == 6  # VSL: each watch's acc + gyro turn together
@@ -334,6 +335,32 @@ def test_sensor_final_fit_retrains_on_train_and_val_for_the_chosen_epochs(tiny_d
     assert train_sensor.main([*args, "--run_name", "plain"]) == 0
     plain = json.loads((tmp_path / "VSL" / "sensor" / "plain" / "metrics.json").read_text())
     assert plain["final_fit"] is None
+
+
+def test_final_fit_anneals_the_cosine_schedule_at_its_own_last_epoch(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    from vsfusion.stages import classifiers
+
+    real_fit, real_compile = classifiers.fit_with_selection, classifiers._compile
+    horizons = []
+
+    def early_best(*args, **kwargs):  # as if validation chose epoch 1 of 4
+        return {**real_fit(*args, **kwargs), "best_epoch": 1}
+
+    def compile_and_record(model, cfg, steps_per_epoch):
+        horizons.append(cfg.epoch)
+        return real_compile(model, cfg, steps_per_epoch)
+
+    monkeypatch.setattr(classifiers, "fit_with_selection", early_best)
+    monkeypatch.setattr(classifiers, "_compile", compile_and_record)
+    args = [*common(tiny_dataset, tmp_path), "--depth", "1", "--filters", "4", "--epoch", "4"]
+    flags = ["--final_fit", "--schedule", "cosine"]
+    assert train_sensor.main([*args, *flags, "--run_name", "ff"]) == 0
+    metrics = json.loads((tmp_path / "VSL" / "sensor" / "ff" / "metrics.json").read_text())
+    assert metrics["final_fit"]["epochs"] == 1
+    # selection over the configured 4 epochs; the 1-epoch refit's cosine ends at its own end
+    assert horizons == [4, 1]
 
 
 def test_bad_rotation_unit_is_one_clear_error_and_leaves_no_run(tiny_dataset, tmp_path, capsys):

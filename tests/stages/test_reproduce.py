@@ -15,14 +15,16 @@ from vsfusion.stages.reproduce import stage_configs
         ("sensor,fusion", False),
     ],
 )
-def test_sensor_final_fit_only_when_no_later_stage_needs_validation(stages, expected):
+def test_final_fit_only_when_no_later_stage_needs_validation(stages, expected):
     cfg = ReproduceConfig(dataset="MHAD", stages=stages)
     assert stage_configs(cfg)["sensor"].final_fit is expected
+    assert stage_configs(cfg)["video"].final_fit is expected
 
 
 def test_final_fit_flag_overrides_the_default():
     cfg = ReproduceConfig(dataset="MHAD", stages="sensor,fusion", final_fit=True)
     assert stage_configs(cfg)["sensor"].final_fit is True
+    assert stage_configs(cfg)["video"].final_fit is True
     cfg = ReproduceConfig(dataset="MHAD", stages="sensor", final_fit=False)
     assert stage_configs(cfg)["sensor"].final_fit is False
 

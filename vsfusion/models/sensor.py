@@ -22,7 +22,12 @@ from keras import layers
 
 from vsfusion.models.heads import build_classifier, build_classifier_head
 
-__all__ = ["SegmentPooling1D", "build_inception_time", "fit_normalization"]
+__all__ = [
+    "SegmentPooling1D",
+    "StatisticsPooling1D",
+    "build_inception_time",
+    "fit_normalization",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +99,46 @@ class SegmentPooling1D(layers.Layer):
         return {**super().get_config(), "segments": self.segments}
 
 
+@keras.saving.register_keras_serializable(package="vsfusion")
+class StatisticsPooling1D(layers.Layer):
+    """Per-channel mean, standard deviation, minimum and maximum of ``(B, steps, C)``, over the
+    whole sequence and over ``segments`` equal spans of it: ``(B, 4 * C * (1 + segments))``,
+    ordered by part (whole first), then statistic, then channel.
+
+    Fed the normalised input, it hands the classifier the summary statistics that classical
+    sensor pipelines are built on, next to the learned features (a wide-and-deep design).
+
+    Example:
+        >>> x = np.array([[[0.0], [2.0], [4.0], [6.0]]], dtype="float32")
+        >>> np.asarray(StatisticsPooling1D(segments=0)(x)).round(3).tolist()
+        [[3.0, 2.236, 0.0, 6.0]]
+    """
+
+    def __init__(self, segments: int = 3, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.segments = int(segments)
+
+    def call(self, x: Any) -> Any:
+        steps = int(x.shape[1])
+        spans = [(0, steps)]
+        if self.segments > 0:
+            bounds = [k * steps // self.segments for k in range(self.segments + 1)]
+            spans += list(zip(bounds, bounds[1:], strict=False))
+        parts = []
+        for lo, hi in spans:
+            p = x[:, lo:hi]
+            mean = keras.ops.mean(p, axis=1)
+            std = keras.ops.sqrt(keras.ops.mean(keras.ops.square(p - mean[:, None]), axis=1) + 1e-6)
+            parts += [mean, std, keras.ops.min(p, axis=1), keras.ops.max(p, axis=1)]
+        return keras.ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (input_shape[0], 4 * (1 + self.segments) * input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "segments": self.segments}
+
+
 def build_inception_time(
     input_shape: Sequence[int | None] = (None, 6),
     num_classes: int | None = None,
@@ -105,6 +150,7 @@ def build_inception_time(
     use_residual: bool = True,
     normalization: tuple[Any, Any] | None = None,
     segments: int = 1,
+    stats: bool = False,
     name: str = "inception_time",
 ) -> keras.Model:
     """Builds the InceptionTime trunk, or the trunk plus a softmax classifier head.
@@ -129,6 +175,10 @@ def build_inception_time(
             them (the embedding is ``segments`` times wider). 1 is InceptionTime's global average
             pooling, which cannot tell "sit down, then stand up" from the reverse; 3 keeps the
             order of beginning, middle and end. Needs a known number of steps.
+        stats: Also pool the normalised input's per-channel mean, std, min and max, over the
+            whole recording and each segment (:class:`StatisticsPooling1D`), and concatenate them
+            to the embedding (``4 * channels * (1 + segments)`` wider; with ``segments=1``, over
+            the whole recording only). Needs a known number of steps.
         name: Name of the returned model.
 
     Returns:
@@ -153,9 +203,12 @@ def build_inception_time(
         raise ValueError(f"InceptionTime input_shape needs at least 1 step, got {shape!r}")
     if depth < 1 or filters < 1 or not kernel_sizes:
         raise ValueError("depth, filters and kernel_sizes must be positive / non-empty")
-    if segments < 1 or (segments > 1 and (shape[0] is None or int(shape[0]) < segments)):
+    if segments < 1 or (
+        (segments > 1 or stats) and (shape[0] is None or int(shape[0]) < max(segments, 2))
+    ):
         raise ValueError(
-            f"segments={segments} needs a known number of steps of at least {segments}, "
+            f"segments={segments} (stats={stats}) needs a known number of steps of at least "
+            f"{max(segments, 2)}, "
             f"got input_shape {shape!r}"
         )
     channels = int(shape[1])
@@ -174,6 +227,7 @@ def build_inception_time(
             axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="sensor_norm"
         )(x)
 
+    normalised = x
     residual = x
     for d in range(depth):
         x = _inception_module(
@@ -186,10 +240,16 @@ def build_inception_time(
         if use_residual and d % 3 == 2:
             x = _shortcut(residual, x, name=f"shortcut_{d}")
             residual = x
+    pool_name = "deep_pool" if stats else "embedding"
     if segments == 1:
-        x = layers.GlobalAveragePooling1D(name="embedding")(x)
+        x = layers.GlobalAveragePooling1D(name=pool_name)(x)
     else:
-        x = SegmentPooling1D(segments, name="embedding")(x)
+        x = SegmentPooling1D(segments, name=pool_name)(x)
+    if stats:
+        summary = StatisticsPooling1D(segments if segments > 1 else 0, name="stats_pool")(
+            normalised
+        )
+        x = layers.Concatenate(name="embedding")([x, summary])
     trunk = keras.Model({"sensor": inputs}, x, name=trunk_name)
     logger.debug(
         "built InceptionTime %s for %s: %d params", trunk_name, shape, trunk.count_params()

@@ -125,8 +125,8 @@ def _train_and_report(
     late_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Fit ``build(train)`` with the epoch chosen on validation; with ``cfg.final_fit`` refit
-    ``build(refit_loader())`` on training + validation for that many epochs (same schedule
-    horizon) and report test metrics of the refit model. Validation metrics are always those of
+    ``build(refit_loader())`` on training + validation for that many epochs (a cosine schedule
+    then decays to 0 at the refit's last epoch) and report test metrics of the refit model. Validation metrics are always those of
     the model selected on validation (the refit model has seen the validation subjects)."""
     train, val, test = loaders
     model = build(train)
@@ -138,11 +138,13 @@ def _train_and_report(
         both = refit_loader()
         seed_everything(cfg.seed)
         model = build(both)
-        _compile(model, cfg, len(both))
         epochs = int(selection["best_epoch"])
+        # The refit's schedule ends at its last epoch: a cosine schedule anneals to 0 there
+        # instead of stopping part-way down the selection run's longer horizon.
+        _compile(model, dataclasses.replace(cfg, epoch=epochs), len(both))
         logger.info("final fit: %d epochs on %d training + validation samples", epochs, len(both))
         model.fit(both, epochs=epochs, verbose=cfg.verbose)
-        refit = {"epochs": epochs, "n_samples": len(both.labels)}
+        refit = {"epochs": epochs, "schedule_epochs": epochs, "n_samples": len(both.labels)}
     save_model(model, run.path)
     metrics = {
         "classes": manifest.classes,
@@ -216,6 +218,7 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
             depth=cfg.depth,
             filters=cfg.filters,
             segments=cfg.segments,
+            stats=cfg.stats,
             normalization=(mean, var),
         )
 

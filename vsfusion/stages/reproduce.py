@@ -147,8 +147,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def final_fit_default(cfg: ReproduceConfig) -> bool:
-    """Refit the sensor model on training + validation only when no later stage of this run
-    uses its validation predictions (the generator's targets, the fusion weights)."""
+    """Refit the sensor and video models on training + validation only when no later stage of
+    this run uses their validation predictions (the generator's targets, the fusion weights)."""
     return not {"generator", "fusion"} & set(parse_stages(cfg.stages))
 
 
@@ -184,7 +184,7 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
             values["pretrain"] = cfg.pretrain
             if cfg.backbone:
                 values["backbone"] = cfg.backbone
-        if stage == "sensor":
+        if stage in ("sensor", "video"):
             values["final_fit"] = final_fit_default(cfg) if cfg.final_fit is None else cfg.final_fit
         if stage == "fusion":
             values["out"] = None
