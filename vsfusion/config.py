@@ -74,6 +74,12 @@ class StageConfig:
     run_name: str | None = _f(None, "run directory name; default <time>_seed<seed>")
     seed: int = _f(0, "random seed (data split, initialisation, shuffling, augmentation)")
     val_fraction: float = _f(0.25, "fraction of training subjects carved out for validation")
+    val_subjects: str | None = _f(
+        None,
+        "comma-separated training subjects to validate on instead of the protocol's validation "
+        "split (the others train; test subjects cannot be chosen): rotate it for a "
+        "leave-one-subject-out estimate on the training subjects",
+    )
     batch_size: int = _f(8, "batch size")
     epoch: int = _f(10, "maximum number of training epochs")
     lr: float = _f(1e-3, "learning rate")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from vsfusion.data.errors import DataError
-from vsfusion.data.splits import carve_validation, subject_split
+from vsfusion.data.splits import carve_validation, subject_split, validate_on
 
 
 def _samples(n_subjects=5, per_subject=6, test_subjects=1):
@@ -76,3 +76,27 @@ def test_subject_split():
     with pytest.raises(DataError, match=r"\['2'\].*'train' and 'test'"):
         subject_split(df, [1, 2], [2])
     assert np.array_equal(df["subject"], [1, 2, 3, 4, 5])
+
+
+def test_validate_on_rotates_the_validation_subject_and_keeps_the_test_split():
+    df = carve_validation(_samples(), fraction=0.2, seed=0)
+    out = validate_on(df, ["s0", "s2"])
+    fit = out["split"] != "test"
+    assert set(out.loc[out["split"] == "val", "subject"]) == {"s0", "s2"}
+    assert set(out.loc[out["split"] == "train", "subject"]) == {"s1", "s3", "s4"}
+    assert (out.loc[~fit, "split"] == df.loc[~fit, "split"]).all()
+    assert (df["split"] != out["split"]).any()  # the carved subject went back to training
+
+
+@pytest.mark.parametrize(
+    "subjects,message",
+    [
+        (["s5"], "test subject"),
+        (["s9"], "not in the data"),
+        ([], "no validation subject"),
+        (["s0", "s1", "s2", "s3", "s4"], "none to train on"),
+    ],
+)
+def test_validate_on_refuses_test_unknown_or_all_subjects(subjects, message):
+    with pytest.raises(DataError, match=message):
+        validate_on(_samples(), subjects)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from vsfusion.data.errors import DataError
 
-__all__ = ["carve_validation", "subject_split"]
+__all__ = ["carve_validation", "subject_split", "validate_on"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,51 @@ def carve_validation(
     lost = sorted(set(out.loc[out["split"] == "val", "label"]) - left)
     if lost:
         log.warning("validation labels with no training sample left: %s", lost[:10])
+    return out
+
+
+def validate_on(samples: pd.DataFrame, subjects: Iterable[str]) -> pd.DataFrame:
+    """Make ``subjects`` the validation split and every other non-test subject training.
+
+    Rotating the validation subject over the protocol's training subjects gives a
+    leave-one-subject-out estimate without touching the test subjects.
+
+    Args:
+        samples: Manifest samples (columns ``subject`` and ``split``).
+        subjects: Subjects (compared as strings) of the "train" or "val" split.
+
+    Returns:
+        A copy of ``samples`` with new "train"/"val" assignments; "test" rows are unchanged.
+
+    Raises:
+        DataError: No subject given, a subject that is absent or in the test split, or no
+            training subject left.
+
+    Example:
+        >>> df = pd.DataFrame({"subject": ["1", "3", "5", "7"],
+        ...                    "split": ["train", "train", "val", "test"]})
+        >>> validate_on(df, ["1"])["split"].tolist()
+        ['val', 'train', 'train', 'test']
+    """
+    wanted = sorted({str(x) for x in subjects})
+    out = samples.copy()
+    subject = out["subject"].astype(str)
+    fit = out["split"].isin(("train", "val"))
+    known = set(subject[fit])
+    if not wanted:
+        raise DataError("no validation subject given; name one or more training subjects")
+    bad = [x for x in wanted if x not in known]
+    if bad:
+        test = sorted(set(subject[out["split"] == "test"]) & set(bad))
+        where = f"test subject(s) {test}" if test else f"subject(s) {bad} not in the data"
+        raise DataError(
+            f"cannot validate on {where}; choose among the training subjects {sorted(known)}"
+        )
+    if known <= set(wanted):
+        raise DataError(
+            f"validating on every training subject {sorted(known)} leaves none to train on"
+        )
+    out.loc[fit, "split"] = np.where(subject[fit].isin(wanted), "val", "train")
     return out
 
 
