@@ -74,11 +74,11 @@ class StageConfig:
     run_name: str | None = _f(None, "run directory name; default <time>_seed<seed>")
     seed: int = _f(0, "random seed (data split, initialisation, shuffling, augmentation)")
     val_fraction: float = _f(0.25, "fraction of training subjects carved out for validation")
-    val_subjects: str | None = _f(
+    subjects: str | None = _f(
         None,
-        "comma-separated training subjects to validate on instead of the protocol's validation "
-        "split (the others train; test subjects cannot be chosen): rotate it for a "
-        "leave-one-subject-out estimate on the training subjects",
+        "subject splits instead of the protocol's, e.g. 'train=1,3 val=5 test=7' (unlisted "
+        "subjects are left out), for cross-validation over the subjects you tune on; choose "
+        "nothing by a subject you report as test",
     )
     batch_size: int = _f(8, "batch size")
     epoch: int = _f(10, "maximum number of training epochs")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from vsfusion.data.errors import DataError
-from vsfusion.data.splits import carve_validation, subject_split, validate_on
+from vsfusion.data.splits import carve_validation, parse_subject_splits, subject_split
 
 
 def _samples(n_subjects=5, per_subject=6, test_subjects=1):
@@ -78,25 +78,24 @@ def test_subject_split():
     assert np.array_equal(df["subject"], [1, 2, 3, 4, 5])
 
 
-def test_validate_on_rotates_the_validation_subject_and_keeps_the_test_split():
-    df = carve_validation(_samples(), fraction=0.2, seed=0)
-    out = validate_on(df, ["s0", "s2"])
-    fit = out["split"] != "test"
-    assert set(out.loc[out["split"] == "val", "subject"]) == {"s0", "s2"}
-    assert set(out.loc[out["split"] == "train", "subject"]) == {"s1", "s3", "s4"}
-    assert (out.loc[~fit, "split"] == df.loc[~fit, "split"]).all()
-    assert (df["split"] != out["split"]).any()  # the carved subject went back to training
+def test_parse_subject_splits_reads_all_three_splits_in_any_order():
+    spec = parse_subject_splits("val=s0 test=s5  train=s1,s2,s3")
+    assert spec == {"train": ["s1", "s2", "s3"], "val": ["s0"], "test": ["s5"]}
+    out = subject_split(_samples(), spec["train"], spec["test"], spec["val"])
+    assert set(out["subject"]) == {"s0", "s1", "s2", "s3", "s5"}  # s4 is not listed
+    assert set(out.loc[out["split"] == "val", "subject"]) == {"s0"}
 
 
 @pytest.mark.parametrize(
-    "subjects,message",
+    "text,message",
     [
-        (["s5"], "test subject"),
-        (["s9"], "not in the data"),
-        ([], "no validation subject"),
-        (["s0", "s1", "s2", "s3", "s4"], "none to train on"),
+        ("train=1 val=2", "no test"),
+        ("train=1 val=2 test=3 val=4", "cannot read 'val=4'"),
+        ("train=1 dev=2 test=3", "cannot read 'dev=2'"),
+        ("train=1 val= test=3", "cannot read 'val='"),
+        ("train:1 val:2 test:3", "cannot read"),
     ],
 )
-def test_validate_on_refuses_test_unknown_or_all_subjects(subjects, message):
+def test_parse_subject_splits_names_the_part_it_cannot_read(text, message):
     with pytest.raises(DataError, match=message):
-        validate_on(_samples(), subjects)
+        parse_subject_splits(text)

@@ -363,18 +363,22 @@ def test_final_fit_anneals_the_cosine_schedule_at_its_own_last_epoch(
     assert horizons == [4, 1]
 
 
-def test_val_subjects_rotates_validation_and_refuses_the_test_subject(
+def test_subjects_override_the_protocol_splits_and_name_an_absent_subject(
     tiny_dataset, tmp_path, capsys
 ):
     args = [*common(tiny_dataset, tmp_path), "--depth", "1", "--filters", "4", "--epoch", "1"]
-    assert train_sensor.main([*args, "--val_subjects", "s1", "--run_name", "v1"]) == 0
-    metrics = json.loads((tmp_path / "VSL" / "sensor" / "v1" / "metrics.json").read_text())
+    rotated = "train=s2,s3 val=s1 test=s4"
+    assert train_sensor.main([*args, "--subjects", rotated, "--run_name", "v1"]) == 0
+    run = tmp_path / "VSL" / "sensor" / "v1"
+    metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (18, 9, 9)
+    assert yaml.safe_load((run / "config.yaml").read_text())["subjects"] == rotated
     capsys.readouterr()
-    assert train_sensor.main([*args, "--val_subjects", "s4", "--run_name", "v4"]) == 2
+    bad = "train=s2,s3 val=s1 test=s9"
+    assert train_sensor.main([*args, "--subjects", bad, "--run_name", "v9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "test subject" in err[0] and "s4" in err[0]
-    assert not (tmp_path / "VSL" / "sensor" / "v4").exists()
+    assert len(err) == 1 and "['s9']" in err[0] and "--protocol" in err[0]
+    assert not (tmp_path / "VSL" / "sensor" / "v9").exists()
 
 
 def test_bad_rotation_unit_is_one_clear_error_and_leaves_no_run(tiny_dataset, tmp_path, capsys):

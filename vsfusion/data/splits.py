@@ -15,7 +15,7 @@ import pandas as pd
 
 from vsfusion.data.errors import DataError
 
-__all__ = ["carve_validation", "subject_split", "validate_on"]
+__all__ = ["carve_validation", "parse_subject_splits", "subject_split"]
 
 log = logging.getLogger(__name__)
 
@@ -123,49 +123,30 @@ def carve_validation(
     return out
 
 
-def validate_on(samples: pd.DataFrame, subjects: Iterable[str]) -> pd.DataFrame:
-    """Make ``subjects`` the validation split and every other non-test subject training.
-
-    Rotating the validation subject over the protocol's training subjects gives a
-    leave-one-subject-out estimate without touching the test subjects.
-
-    Args:
-        samples: Manifest samples (columns ``subject`` and ``split``).
-        subjects: Subjects (compared as strings) of the "train" or "val" split.
-
-    Returns:
-        A copy of ``samples`` with new "train"/"val" assignments; "test" rows are unchanged.
+def parse_subject_splits(text: str) -> dict[str, list[str]]:
+    """``"train=1,3 val=5 test=7"`` -> ``{"train": ["1", "3"], "val": ["5"], "test": ["7"]}``.
 
     Raises:
-        DataError: No subject given, a subject that is absent or in the test split, or no
-            training subject left.
+        DataError: A part that is not ``split=subjects``, an unknown or repeated split name, or a
+            missing ``train``, ``val`` or ``test``.
 
     Example:
-        >>> df = pd.DataFrame({"subject": ["1", "3", "5", "7"],
-        ...                    "split": ["train", "train", "val", "test"]})
-        >>> validate_on(df, ["1"])["split"].tolist()
-        ['val', 'train', 'train', 'test']
+        >>> parse_subject_splits("test=7 train=1,3 val=5")
+        {'train': ['1', '3'], 'val': ['5'], 'test': ['7']}
     """
-    wanted = sorted({str(x) for x in subjects})
-    out = samples.copy()
-    subject = out["subject"].astype(str)
-    fit = out["split"].isin(("train", "val"))
-    known = set(subject[fit])
-    if not wanted:
-        raise DataError("no validation subject given; name one or more training subjects")
-    bad = [x for x in wanted if x not in known]
-    if bad:
-        test = sorted(set(subject[out["split"] == "test"]) & set(bad))
-        where = f"test subject(s) {test}" if test else f"subject(s) {bad} not in the data"
-        raise DataError(
-            f"cannot validate on {where}; choose among the training subjects {sorted(known)}"
-        )
-    if known <= set(wanted):
-        raise DataError(
-            f"validating on every training subject {sorted(known)} leaves none to train on"
-        )
-    out.loc[fit, "split"] = np.where(subject[fit].isin(wanted), "val", "train")
-    return out
+    spec: dict[str, list[str]] = {}
+    for part in text.split():
+        name, sep, subjects = part.partition("=")
+        wanted = [x for x in subjects.split(",") if x]
+        if not sep or name not in ("train", "val", "test") or name in spec or not wanted:
+            raise DataError(
+                f"subject splits {text!r}: cannot read {part!r}; write e.g. 'train=1,3 val=5 test=7'"
+            )
+        spec[name] = wanted
+    missing = [n for n in ("train", "val", "test") if n not in spec]
+    if missing:
+        raise DataError(f"subject splits {text!r}: no {'/'.join(missing)}; name all three splits")
+    return {n: spec[n] for n in ("train", "val", "test")}
 
 
 def subject_split(

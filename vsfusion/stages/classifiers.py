@@ -142,7 +142,9 @@ def _train_and_report(
         # The refit's schedule ends at its last epoch: a cosine schedule anneals to 0 there
         # instead of stopping part-way down the selection run's longer horizon.
         _compile(model, dataclasses.replace(cfg, epoch=epochs), len(both))
-        logger.info("final fit: %d epochs on %d training + validation samples", epochs, len(both))
+        logger.info(
+            "final fit: %d epochs on %d training + validation samples", epochs, len(both.labels)
+        )
         model.fit(both, epochs=epochs, verbose=cfg.verbose)
         refit = {"epochs": epochs, "schedule_epochs": epochs, "n_samples": len(both.labels)}
     save_model(model, run.path)

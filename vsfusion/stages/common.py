@@ -29,7 +29,7 @@ import numpy as np
 from vsfusion.config import StageConfig, config_to_yaml
 from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
 from vsfusion.data.io import atomic_write_text
-from vsfusion.data.splits import validate_on
+from vsfusion.data.splits import parse_subject_splits, subject_split
 from vsfusion.runtime import machine_info
 
 __all__ = [
@@ -207,13 +207,25 @@ def load_manifest(cfg: StageConfig) -> Manifest:
         raise StageError(f"dataset {cfg.dataset} has no option {unused[0]}; drop --{unused[0]}")
     options = {k: v for k, v in options.items() if v is not None and (takes_all or k in accepted)}
     manifest = load_dataset(cfg.dataset, root, **options)
-    if cfg.val_subjects:
-        wanted = [x.strip() for x in cfg.val_subjects.split(",") if x.strip()]
-        samples = validate_on(manifest.samples, wanted)
-        manifest = Manifest(samples, manifest.classes, manifest.name, manifest.root)
+    if cfg.subjects:
+        manifest = _resplit(manifest, cfg.subjects)
     counts = {s: int((manifest.samples["split"] == s).sum()) for s in ("train", "val", "test")}
     logger.info("%s: %d classes, %s samples", cfg.dataset, len(manifest.classes), counts)
     return manifest
+
+
+def _resplit(manifest: Manifest, text: str) -> Manifest:
+    """``manifest`` with the subject splits of ``--subjects`` (see :func:`parse_subject_splits`)."""
+    spec = parse_subject_splits(text)
+    present = set(manifest.samples["subject"].astype(str))
+    absent = sorted({x for subs in spec.values() for x in subs} - present)
+    if absent:
+        raise DataError(
+            f"--subjects {text!r}: subject(s) {absent} are not in {manifest.name} as loaded "
+            f"(subjects: {sorted(present)}); check --protocol, which decides the subjects loaded"
+        )
+    samples = subject_split(manifest.samples, spec["train"], spec["test"], spec["val"])
+    return Manifest(samples, manifest.classes, manifest.name, manifest.root)
 
 
 def rows_with(rows: Any, modality: str) -> Any:

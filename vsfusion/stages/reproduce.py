@@ -169,7 +169,7 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
         "run_name": f"seed{cfg.seed}",
         "seed": cfg.seed,
         "val_fraction": cfg.val_fraction,
-        "val_subjects": cfg.val_subjects,
+        "subjects": cfg.subjects,
         "workers": cfg.workers,
         "verbose": cfg.verbose,
     }
