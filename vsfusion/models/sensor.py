@@ -110,8 +110,8 @@ class StatisticsPooling1D(layers.Layer):
 
     Example:
         >>> x = np.array([[[0.0], [2.0], [4.0], [6.0]]], dtype="float32")
-        >>> np.asarray(StatisticsPooling1D(segments=0)(x)).round(3).tolist()
-        [[3.0, 2.236, 0.0, 6.0]]
+        >>> [round(float(v), 3) for v in np.asarray(StatisticsPooling1D(segments=0)(x))[0]]
+        [3.0, 2.236, 0.0, 6.0]
     """
 
     def __init__(self, segments: int = 3, **kwargs: Any):
@@ -188,8 +188,8 @@ def build_inception_time(
         ValueError: If an argument is malformed.
 
     Example:
-        >>> stats = fit_normalization(train_windows)  # (N, 128, 6) float32
-        >>> trunk = build_inception_time(input_shape=(128, 6), normalization=stats)
+        >>> windows = np.random.default_rng(0).normal(size=(8, 128, 6)).astype("float32")
+        >>> trunk = build_inception_time((128, 6), normalization=fit_normalization(windows))
         >>> trunk.output_shape
         (None, 128)
     """
