@@ -68,6 +68,12 @@ def _shortcut(residual: keras.KerasTensor, x: keras.KerasTensor, name: str) -> k
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+def _segment_spans(steps: int, segments: int) -> list[tuple[int, int]]:
+    """``segments`` consecutive spans ``[floor(k * steps / segments), floor((k + 1) * ...))``."""
+    bounds = [k * steps // segments for k in range(segments + 1)]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
 @keras.saving.register_keras_serializable(package="vsfusion")
 class SegmentPooling1D(layers.Layer):
     """Average ``(B, steps, C)`` over ``segments`` equal spans of time and concatenate:
@@ -85,11 +91,8 @@ class SegmentPooling1D(layers.Layer):
         self.segments = int(segments)
 
     def call(self, x: Any) -> Any:
-        steps = int(x.shape[1])
-        bounds = [k * steps // self.segments for k in range(self.segments + 1)]
-        parts = [
-            keras.ops.mean(x[:, lo:hi], axis=1) for lo, hi in zip(bounds, bounds[1:], strict=False)
-        ]
+        spans = _segment_spans(int(x.shape[1]), self.segments)
+        parts = [keras.ops.mean(x[:, lo:hi], axis=1) for lo, hi in spans]
         return keras.ops.concatenate(parts, axis=-1)
 
     def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -120,10 +123,7 @@ class StatisticsPooling1D(layers.Layer):
 
     def call(self, x: Any) -> Any:
         steps = int(x.shape[1])
-        spans = [(0, steps)]
-        if self.segments > 0:
-            bounds = [k * steps // self.segments for k in range(self.segments + 1)]
-            spans += list(zip(bounds, bounds[1:], strict=False))
+        spans = [(0, steps), *(_segment_spans(steps, self.segments) if self.segments else [])]
         parts = []
         for lo, hi in spans:
             p = x[:, lo:hi]
