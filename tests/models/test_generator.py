@@ -5,11 +5,16 @@ import numpy as np
 import pytest
 
 from vsfusion.models import (
+    CrossModalLogits,
     L2Norm,
+    Temper,
     build_classifier_head,
+    build_cmc_model,
+    build_control_head,
     build_generated_sensor_model,
     build_generator_head,
     build_generator_training_model,
+    build_privileged_model,
     generator_loss_weights,
     generator_losses,
 )
@@ -168,3 +173,122 @@ def test_rejects_mismatched_parts():
         build_generator_training_model(trunk, build_generator_head(H_DIM + 1, U_DIM), sensor_head)
     with pytest.raises(ValueError, match="sensor head"):
         build_generated_sensor_model(trunk, gen, build_classifier_head(U_DIM + 1, 3, name="s"))
+
+
+# --------------------------------------------------------------------------------------------
+# generators with their own trunk, and their controls
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_temper_equals_softmax_of_logits_over_temperature():
+    z = np.random.default_rng(0).normal(0, 3, (5, 4)).astype("float32")
+    for t in (0.5, 1.0, 4.0):
+        got = _np(Temper(t)(_softmax(z)))
+        np.testing.assert_allclose(got, _softmax(z / t), rtol=1e-4, atol=1e-6)
+    soft = _np(Temper(4.0)(_softmax(z)))
+    assert np.all(soft.max(axis=1) < _softmax(z).max(axis=1))  # softer, same argmax
+    np.testing.assert_array_equal(soft.argmax(axis=1), z.argmax(axis=1))
+    assert Temper.from_config(Temper(2.5).get_config()).temperature == 2.5
+    with pytest.raises(ValueError, match="positive"):
+        Temper(0.0)
+
+
+def test_cross_modal_logits_are_scaled_cosines_both_ways():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(6, 5)).astype("float32"), rng.normal(size=(6, 5)).astype("float32")
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    np.testing.assert_allclose(_np(CrossModalLogits(0.1)([a, b])), an @ bn.T / 0.1, atol=1e-4)
+    back = _np(CrossModalLogits(0.1, transpose=True)([a, b]))
+    np.testing.assert_allclose(back, (an @ bn.T / 0.1).T, atol=1e-4)
+    # matched pairs score highest: the InfoNCE loss of b = a is below that of unrelated b
+    same, other = _np(CrossModalLogits(0.1)([a, a])), _np(CrossModalLogits(0.1)([a, b]))
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert float(ce(np.arange(6), same)) < float(ce(np.arange(6), other))
+    assert CrossModalLogits(0.1).compute_output_shape(((6, 5), (7, 5))) == (6, 7)
+
+
+def test_control_head_has_the_generators_size_and_a_softmax():
+    head = build_control_head(H_DIM, CLASSES, hidden=32, output_dim=U_DIM)
+    gen = build_generator_head(H_DIM, U_DIM, hidden=32)
+    out = head(np.ones((2, H_DIM), "float32"))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"embedding": (2, U_DIM), "probs": (2, 3)}
+    softmax = head.get_layer("control_probs").count_params()
+    assert head.count_params() - softmax == gen.count_params()
+    probe = build_control_head(H_DIM, CLASSES, hidden=None)
+    out = probe(np.ones((2, H_DIM), "float32"))
+    np.testing.assert_allclose(_np(out["embedding"]), np.ones((2, H_DIM)))
+    np.testing.assert_allclose(_np(out["probs"]).sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="output_dim"):
+        build_control_head(H_DIM, CLASSES, hidden=32)
+
+
+def test_privileged_model_trains_trunk_and_generator_not_the_sensor_head():
+    trunk, gen, sensor_head = _parts()
+    class_head = build_classifier_head(H_DIM, CLASSES, name="class_head")
+    model = build_privileged_model(trunk, class_head, gen, sensor_head, temperature=4.0)
+    x, y = _batch()
+    out = model(x, training=False)
+    assert sorted(out) == ["class_probs", "embedding", "kd", "norm", "probs"]
+    np.testing.assert_allclose(_np(out["kd"]), _np(Temper(4.0)(out["probs"])), atol=1e-5)
+    y = {
+        **y,
+        "class_probs": y["probs"],
+        "kd": _softmax(np.random.default_rng(2).normal(size=(BATCH, CLASSES))).astype("float32"),
+    }
+    losses = {
+        **generator_losses(),
+        "class_probs": "sparse_categorical_crossentropy",
+        "kd": keras.losses.KLDivergence(),
+    }
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=losses)
+    trunk_before, gen_before = _values(trunk), _values(gen)
+    sensor_before = _values(sensor_head)
+    model.train_on_batch(x, y)
+    assert any(_changed(trunk_before, _values(trunk)))
+    assert any(_changed(gen_before, _values(gen)))
+    assert not any(_changed(sensor_before, _values(sensor_head)))
+    control = build_privileged_model(_video_trunk("t2"), build_classifier_head(H_DIM, CLASSES))
+    assert list(control(x, training=False)) == ["class_probs"]
+    with pytest.raises(ValueError, match="neither"):
+        build_privileged_model(trunk, class_head, gen, None)
+
+
+def test_cmc_model_aligns_matched_pairs():
+    rng = np.random.default_rng(3)
+    trunk = _video_trunk()
+    model = build_cmc_model(
+        trunk,
+        build_classifier_head(H_DIM, CLASSES),
+        U_DIM,
+        proj_dim=8,
+        hidden=16,
+        temperature=0.2,
+    )
+    x, y = _batch()
+    x = {**x, "sensor_embedding": rng.normal(size=(BATCH, U_DIM)).astype("float32")}
+    out = model(x, training=False)
+    assert sorted(out) == ["class_probs", "cmc_sensor", "cmc_video"]
+    assert tuple(out["cmc_video"].shape) == (BATCH, BATCH)
+    np.testing.assert_allclose(_np(out["cmc_sensor"]), _np(out["cmc_video"]).T, atol=1e-5)
+    targets = {
+        "class_probs": y["probs"],
+        "cmc_video": np.arange(BATCH),
+        "cmc_sensor": np.arange(BATCH),
+    }
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss={"class_probs": "sparse_categorical_crossentropy", "cmc_video": ce, "cmc_sensor": ce},
+    )
+    first = model.evaluate(x, targets, batch_size=BATCH, verbose=0, return_dict=True)
+    for _ in range(30):
+        model.train_on_batch(x, targets)
+    last = model.evaluate(x, targets, batch_size=BATCH, verbose=0, return_dict=True)
+    assert last["cmc_video_loss"] < first["cmc_video_loss"]
+    control = build_cmc_model(_video_trunk("t2"), build_classifier_head(H_DIM, CLASSES), None)
+    assert list(control({"video": x["video"]}, training=False)) == ["class_probs"]

@@ -9,10 +9,15 @@ from vsfusion.models.backbones import (
 )
 from vsfusion.models.flops import count_macs
 from vsfusion.models.generator import (
+    CrossModalLogits,
     L2Norm,
+    Temper,
+    build_cmc_model,
+    build_control_head,
     build_generated_sensor_model,
     build_generator_head,
     build_generator_training_model,
+    build_privileged_model,
     generator_loss_weights,
     generator_losses,
 )
@@ -32,6 +37,11 @@ from vsfusion.models.x3d import build_x3d
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
+    "CrossModalLogits",
+    "Temper",
+    "build_cmc_model",
+    "build_control_head",
+    "build_privileged_model",
     "SoftTargetCrossentropy",
     "backbone_spec",
     "L2Norm",

@@ -25,11 +25,16 @@ from keras import layers, ops
 from vsfusion.models.heads import call_on_inputs, model_inputs_like
 
 __all__ = [
+    "CrossModalLogits",
     "L2Norm",
+    "Temper",
+    "build_cmc_model",
+    "build_control_head",
     "build_generated_sensor_model",
     "build_generator_head",
     "build_generator_training_model",
     "generator_loss_weights",
+    "build_privileged_model",
     "generator_losses",
 ]
 
@@ -242,3 +247,231 @@ def generator_loss_weights(
         {'embedding': 1.0, 'norm': 0.1, 'probs': 1.0}
     """
     return {"embedding": float(huber), "norm": float(norm), "probs": float(ce)}
+
+
+# --------------------------------------------------------------------------------------------
+# Generators with their own trunk, and the controls without sensor
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="vsfusion")
+class Temper(keras.layers.Layer):
+    """Softens softmax probabilities by a temperature: ``p -> softmax(log(p) / T)``.
+
+    For ``p = softmax(z)`` this equals ``softmax(z / T)`` (``log p`` and ``z`` differ by a constant
+    per sample), so a head that outputs probabilities can be tempered without its logits. Used by
+    the ``privileged`` generator to match the sensor head's soft predictions (Hinton et al. 2015).
+
+    Args:
+        temperature: ``T > 0``; 1 leaves the probabilities unchanged.
+        epsilon: Floor of the probabilities before the logarithm.
+        **kwargs: Standard layer arguments.
+
+    Example:
+        >>> Temper(2.0)(np.array([[0.8, 0.2]], "float32"))  # ~ [[0.667, 0.333]]
+    """
+
+    def __init__(self, temperature: float = 1.0, epsilon: float = 1e-7, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if float(temperature) <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature, self.epsilon = float(temperature), float(epsilon)
+
+    def call(self, inputs):
+        return ops.softmax(ops.log(ops.maximum(inputs, self.epsilon)) / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"temperature": self.temperature, "epsilon": self.epsilon})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vsfusion")
+class CrossModalLogits(keras.layers.Layer):
+    """InfoNCE logits between two batches of embeddings: ``cos(a_i, b_j) / temperature``.
+
+    Row ``i`` of the ``(B, B)`` output scores ``a_i`` against every ``b_j`` of the batch; its
+    positive is ``j = i`` (the same sample seen by the other modality), so a sparse cross-entropy
+    with targets ``0..B-1`` is InfoNCE with in-batch negatives (CMC, Tian et al., ECCV 2020). With
+    ``transpose=True`` the output is the other direction, ``b`` against ``a``.
+
+    Args:
+        temperature: Scale ``1 / temperature`` of the cosine similarities.
+        transpose: Score ``b`` against ``a`` instead.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(self, temperature: float = 0.1, transpose: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if float(temperature) <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature, self.transpose = float(temperature), bool(transpose)
+
+    def call(self, inputs):
+        a, b = (ops.normalize(x, axis=-1) for x in inputs)
+        if self.transpose:
+            a, b = b, a
+        return ops.matmul(a, ops.transpose(b)) / self.temperature
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[1][0])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"temperature": self.temperature, "transpose": self.transpose})
+        return config
+
+
+def build_control_head(
+    input_dim: int,
+    num_classes: int,
+    *,
+    hidden: int | None = 512,
+    output_dim: int | None = None,
+    dropout: float = 0.0,
+    name: str = "control_head",
+) -> keras.Model:
+    """The control's head: an embedding and class probabilities from a video embedding, no sensor.
+
+    With ``hidden`` it is a generator head of that size (to ``output_dim``) followed by a trainable
+    softmax layer, the ``video_head_control`` of a shared trunk: the generator's capacity and
+    budget, trained with plain cross-entropy. With ``hidden=None`` the embedding passes through and
+    only the softmax layer is added (the class head of a ``video_ensemble`` network).
+
+    Args:
+        input_dim: Width of the video embedding.
+        num_classes: Number of classes.
+        hidden: Hidden units of the generator-sized part, or None for none.
+        output_dim: Width of the generator-sized part's output (the sensor embedding's width).
+        dropout: Dropout of the generator-sized part (or before the softmax when ``hidden=None``).
+        name: Name of the model.
+
+    Returns:
+        A ``keras.Model`` from ``(B, input_dim)`` to ``{"embedding", "probs"}``.
+
+    Example:
+        >>> build_control_head(1024, 5, hidden=512, output_dim=128).output_shape
+        [(None, 128), (None, 5)]
+    """
+    if hidden is None:
+        inputs = keras.Input(shape=(int(input_dim),), name="embedding")
+        x = layers.Dropout(float(dropout), name="dropout")(inputs)
+        embedding = layers.Identity(name="control_embedding")(inputs)
+    else:
+        if output_dim is None:
+            raise ValueError("a generator-sized control head needs output_dim")
+        body = build_generator_head(input_dim, output_dim, hidden, dropout, name=f"{name}_body")
+        inputs = keras.Input(shape=(int(input_dim),), name="embedding")
+        x = embedding = body(inputs)
+    probs = layers.Dense(int(num_classes), activation="softmax", name="control_probs")(x)
+    return keras.Model(inputs, {"embedding": embedding, "probs": probs}, name=name)
+
+
+def build_privileged_model(
+    trunk: keras.Model,
+    class_head: keras.Model,
+    generator_head: keras.Model | None = None,
+    sensor_head: keras.Model | None = None,
+    *,
+    temperature: float = 4.0,
+    name: str = "privileged",
+) -> keras.Model:
+    """A video classifier trained with the sensor as privileged information (only video goes in).
+
+    Outputs ``"class_probs"`` (the class head on the trunk's embedding, trained on labels) and,
+    with a generator and sensor head, the auxiliary outputs of :func:`build_generator_training_model`
+    on the same trunk (``"embedding"``, ``"norm"``, ``"probs"``) plus ``"kd"``, the generated
+    stream's probabilities tempered by ``temperature`` (:class:`Temper`) to match the sensor head's
+    tempered predictions on the real embedding. Without them it is the plain classifier of the
+    ``video_ensemble`` control, the same trunk and class head trained on labels alone.
+
+    Args:
+        trunk: The network's video trunk (trained).
+        class_head: Embedding -> class probabilities (e.g. ``build_classifier_head``).
+        generator_head: Embedding -> sensor-sized embedding, or None for the control.
+        sensor_head: The frozen sensor classifier head, or None for the control.
+        temperature: Temperature of the ``"kd"`` output.
+        name: Name of the model.
+
+    Returns:
+        A functional ``keras.Model`` with the trunk's inputs and a dict of outputs.
+
+    Example:
+        >>> model = build_privileged_model(trunk, build_classifier_head(1024, 5), gen, s_head)
+        >>> sorted(model(clips))  # clips: a batch of the trunk's inputs
+        ['class_probs', 'embedding', 'kd', 'norm', 'probs']
+    """
+    if (generator_head is None) != (sensor_head is None):
+        raise ValueError("pass both generator_head and sensor_head, or neither (the control)")
+    trunk.trainable = True
+    inputs = model_inputs_like(trunk)
+    h = call_on_inputs(trunk, inputs)
+    outputs = {"class_probs": class_head(h)}
+    if generator_head is not None and sensor_head is not None:
+        _check_dims(trunk, generator_head, sensor_head)
+        sensor_head.trainable = False
+        generated = generator_head(h)
+        probs = sensor_head(generated, training=False)
+        outputs.update(
+            embedding=generated,
+            norm=L2Norm(name="norm")(generated),
+            probs=probs,
+            kd=Temper(temperature, name="kd")(probs),
+        )
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_cmc_model(
+    trunk: keras.Model,
+    class_head: keras.Model,
+    sensor_dim: int | None,
+    *,
+    proj_dim: int = 128,
+    hidden: int = 512,
+    temperature: float = 0.1,
+    name: str = "cmc",
+) -> keras.Model:
+    """Cross-modal contrastive alignment of a video trunk with fixed sensor embeddings.
+
+    Inputs: the trunk's (``"video"``) and, with ``sensor_dim``, ``"sensor_embedding"`` (``u_s`` of
+    the frozen sensor trunk). Both go through their own projection MLP to ``proj_dim``; the outputs
+    ``"cmc_video"`` and ``"cmc_sensor"`` are the two directions' InfoNCE logits
+    (:class:`CrossModalLogits`), to be trained with sparse cross-entropy against ``0..B-1``, and
+    ``"class_probs"`` is the class head on the trunk's embedding. With ``sensor_dim=None`` only
+    ``"class_probs"`` is output: the ``video_ensemble`` control, the same trunk trained on labels.
+
+    Args:
+        trunk: The video trunk to align (trained).
+        class_head: Embedding -> class probabilities.
+        sensor_dim: Width of ``u_s``, or None for the control.
+        proj_dim: Width of the shared projection space.
+        hidden: Hidden units of each projection MLP.
+        temperature: Temperature of the InfoNCE logits.
+        name: Name of the model.
+
+    Returns:
+        A functional ``keras.Model`` with a dict of inputs and a dict of outputs.
+
+    Example:
+        >>> model = build_cmc_model(trunk, build_classifier_head(1024, 5), 128)
+        >>> sorted(model({"video": clips, "sensor_embedding": u_s}))
+        ['class_probs', 'cmc_sensor', 'cmc_video']
+    """
+    from vsfusion.models.contrastive import build_mlp
+
+    trunk.trainable = True
+    inputs = model_inputs_like(trunk)
+    h = call_on_inputs(trunk, inputs)
+    outputs = {"class_probs": class_head(h)}
+    if sensor_dim is not None:
+        u = keras.Input(shape=(int(sensor_dim),), name="sensor_embedding")
+        inputs = {**inputs, "sensor_embedding": u}
+        h_dim = int(trunk.outputs[0].shape[-1])
+        zv = build_mlp(h_dim, hidden, proj_dim, name="video_projection")(h)
+        zs = build_mlp(int(sensor_dim), hidden, proj_dim, name="sensor_projection")(u)
+        outputs["cmc_video"] = CrossModalLogits(temperature, name="cmc_video")([zv, zs])
+        outputs["cmc_sensor"] = CrossModalLogits(temperature, True, name="cmc_sensor")([zv, zs])
+    return keras.Model(inputs, outputs, name=name)
