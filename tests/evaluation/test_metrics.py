@@ -10,7 +10,9 @@ from vsfusion.evaluation.metrics import (
     confusion,
     macro_f1,
     mcnemar_exact,
+    per_class_recall_change,
     per_class_report,
+    pooled_mcnemar,
     top_k_accuracy,
 )
 
@@ -167,3 +169,64 @@ def test_mcnemar_no_disagreement_is_one():
 def test_mcnemar_bad_input():
     with pytest.raises(ValueError, match="differ in length"):
         mcnemar_exact([0, 1], [0, 1], [0])
+
+
+def _random_predictions(seed, n, k=4):
+    """Labels and two classifiers' predictions, each right about 60% of the time."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    pred_a = np.where(rng.random(n) < 0.6, y, rng.integers(0, k, size=n))
+    pred_b = np.where(rng.random(n) < 0.6, y, rng.integers(0, k, size=n))
+    return y, pred_a, pred_b
+
+
+def test_pooled_mcnemar_equals_the_test_on_concatenated_groups():
+    groups = [_random_predictions(seed, n) for seed, n in [(0, 40), (1, 40), (2, 25)]]
+    pooled = pooled_mcnemar(groups)
+    concatenated = mcnemar_exact(*(np.concatenate(arrays) for arrays in zip(*groups, strict=True)))
+    for key in ("b", "c", "n"):
+        assert pooled[key] == concatenated[key]
+    assert pooled["p_value"] == pytest.approx(concatenated["p_value"])
+    assert pooled["n_groups"] == 3
+    assert len(pooled["per_group"]) == 3
+    assert pooled["per_group"] == [mcnemar_exact(*group) for group in groups]
+    assert pooled["b"] == sum(r["b"] for r in pooled["per_group"])
+    assert set(pooled) == {"b", "c", "n", "p_value", "n_groups", "per_group"}
+
+
+def test_pooled_mcnemar_by_hand():
+    # each group: b = 10, c = 2 -> pooled b = 20, c = 4, p = binomtest(4, 24).pvalue
+    group = _mcnemar_case(10, 2)
+    pooled = pooled_mcnemar([group, group])
+    assert (pooled["b"], pooled["c"], pooled["n"]) == (20, 4, 40)
+    assert pooled["p_value"] == pytest.approx(stats.binomtest(4, 24, 0.5).pvalue)
+    assert pooled["p_value"] < pooled["per_group"][0]["p_value"]
+    single = pooled_mcnemar([group])
+    assert single["p_value"] == pytest.approx(mcnemar_exact(*group)["p_value"])
+
+
+def test_pooled_mcnemar_bad_input():
+    with pytest.raises(ValueError, match="at least one"):
+        pooled_mcnemar([])
+    with pytest.raises(ValueError, match="triple"):
+        pooled_mcnemar([([0, 1], [0, 1])])
+    with pytest.raises(ValueError, match="group 1: .*differ in length"):
+        pooled_mcnemar([([0], [0], [0]), ([0, 1], [0, 1], [0])])
+
+
+def test_per_class_recall_change_by_hand():
+    y = np.array([0, 0, 0, 0, 1, 1, 2])
+    base = np.array([0, 0, 1, 1, 1, 1, 0])  # recall: class 0 2/4, class 1 2/2, class 2 0/1
+    new = np.array([0, 0, 0, 1, 1, 0, 2])  # recall: class 0 3/4, class 1 1/2, class 2 1/1
+    change = per_class_recall_change(y, base, new, num_classes=4)  # class 3 absent from y
+    assert change.shape == (4,) and change.dtype == np.float64
+    np.testing.assert_allclose(change[:3], [0.25, -0.5, 1.0])
+    assert np.isnan(change[3])
+    np.testing.assert_array_equal(per_class_recall_change(y, base, base, 3), np.zeros(3))
+
+
+def test_per_class_recall_change_bad_input():
+    with pytest.raises(ValueError, match="differ in length"):
+        per_class_recall_change([0, 1], [0, 1], [0], num_classes=2)
+    with pytest.raises(ValueError, match="outside"):
+        per_class_recall_change([0, 1], [0, 1], [0, 2], num_classes=2)

@@ -13,6 +13,8 @@ from vsfusion.evaluation.report import (
     aggregate_seeds,
     build_results,
     plot_confusion,
+    plot_embedding_tsne,
+    plot_per_class_delta,
     results_markdown,
     write_per_class_report,
     write_results,
@@ -50,6 +52,11 @@ def test_streams():
         "fusion_product",
         "fusion_max",
         "fusion_learned",
+        "fusion_best",
+        "video_head_control",
+        "video_head_control_fusion",
+        "video_ensemble",
+        "video_ensemble_fusion",
         "oracle_fusion",
         "baseline_sensor",
         "baseline_video",
@@ -178,8 +185,18 @@ def test_aggregate_seeds_mean_and_std():
     assert video["mean"] == pytest.approx(0.85)
     assert video["std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
     assert video["n"] == 2
-    assert agg["accuracy"]["fusion_weighted"] == {"mean": 0.9, "std": None, "n": 1}
-    assert agg["accuracy"]["oracle_fusion"] == {"mean": None, "std": None, "n": 0}
+    assert agg["accuracy"]["fusion_weighted"] == {
+        "mean": 0.9,
+        "std": None,
+        "n": 1,
+        "values": [0.9, None],
+    }
+    assert agg["accuracy"]["oracle_fusion"] == {
+        "mean": None,
+        "std": None,
+        "n": 0,
+        "values": [None, None],
+    }
     assert agg["mcnemar_p"] == [0.0386, 0.0386]
     json.dumps(agg, allow_nan=False)
 
@@ -197,3 +214,252 @@ def test_aggregate_seeds_rejects_mixed_datasets_and_empty():
         aggregate_seeds([_results(), other])
     with pytest.raises(ValueError, match="at least one"):
         aggregate_seeds([])
+
+
+# --------------------------------------------------------------------------------------------
+# Fusion-stage rows and sections, figures, seeds with paired tests
+# --------------------------------------------------------------------------------------------
+
+_FUSION_ACCURACY = {
+    "video": 0.5,
+    "generated_sensor": 0.4,
+    "fusion_best": 0.625,
+    "video_head_control": 0.55,
+    "video_head_control_fusion": 0.5,
+    "video_ensemble": 0.45,
+    "video_ensemble_fusion": 0.575,
+    "sensor": 0.7,
+    "oracle_fusion": 0.8,
+}
+_SELECTION_SUMMARY = {
+    "best": "weighted",
+    "scores": {"sum": 0.8, "weighted": 0.85},
+    "weight": 0.65,
+    "mlp_epochs": None,
+    "pool": "out-of-fold + validation",
+    "groups": {"s1": 9, "s2": 9},
+}
+
+
+def _fusion_results(seed=0, rule="weighted (w = 0.65)", **accuracy):
+    """A run shaped like the fusion stage's results (extra keys as vsfusion.stages.fusion writes)."""
+    return build_results(
+        "demo",
+        18,
+        9,
+        8,
+        seed,
+        accuracy={**_FUSION_ACCURACY, **accuracy},
+        macro_f1={"video": 0.4, "fusion_best": 0.6},
+        mcnemar_p=0.625,
+        extra={
+            "best_fusion": "fusion_weighted",
+            "best_fusion_rule": rule,
+            "control": "video_head_control",
+            "mcnemar_pair": ["fusion_best", "video"],
+            "mcnemar_tests": [
+                {"pair": ["fusion_best", "video"], "b": 3, "c": 1, "n": 8, "p_value": 0.625},
+                {
+                    "pair": ["fusion_best", "video_head_control_fusion"],
+                    "b": 2,
+                    "c": 0,
+                    "n": 8,
+                    "p_value": 0.5,
+                },
+            ],
+            "missing_modality": {
+                "video only": {"stream": "video", "rule": None},
+                "sensor only": {"stream": "sensor", "rule": None},
+                "video + real sensor": {"stream": "oracle_fusion", "rule": "sum"},
+                "video + generated sensor": {"stream": "fusion_best", "rule": rule},
+            },
+            "selection": {
+                "pool": "out-of-fold + validation",
+                "pool_groups": {"s1": 9, "s2": 9},
+                "folds": [{"run": "/runs/f1", "held_out": ["s1"], "n": 9}],
+                "generated": _SELECTION_SUMMARY,
+            },
+            "figures": {"Per-class change": "per_class_delta.png", "t-SNE": "tsne.png"},
+        },
+    )
+
+
+def _section(md, heading):
+    """The lines of a ``## heading`` section (up to the next heading)."""
+    lines = md.splitlines()
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+    return lines[start:end]
+
+
+def test_build_results_accepts_every_new_stream():
+    accuracy = {stream: 0.5 for stream in STREAMS}
+    results = build_results("demo", 1, 1, 1, 0, accuracy, accuracy, None)
+    assert results["accuracy"] == accuracy
+    md = results_markdown(results)
+    for stream in STREAMS:
+        assert f"| {stream} | 50.0 | 50.0 |" in md
+
+
+def test_results_markdown_renders_fusion_sections_and_keeps_them_out_of_details():
+    md = results_markdown(_fusion_results())
+    assert "| fusion_best | 62.5 | 60.0 |" in md
+    assert "| video_ensemble_fusion | 57.5 | — |" in md
+    assert "Control rows" in md and "video_head_control" in md
+
+    tests = _section(md, "## Paired tests (exact McNemar on the test split)")
+    assert "| comparison | only a right | only b right | p (exact McNemar) |" in tests
+    assert "| a = fusion_best vs b = video | 3 | 1 | 0.6250 |" in tests
+    assert "| a = fusion_best vs b = video_head_control_fusion | 2 | 0 | 0.5000 |" in tests
+
+    matrix = _section(md, "## Missing-modality matrix")
+    assert "| test-time input | row | accuracy | macro F1 | rule chosen |" in matrix
+    assert "| video only | video | 50.0 | 40.0 | — |" in matrix
+    assert "| sensor only | sensor | 70.0 | — | — |" in matrix
+    assert "| video + real sensor | oracle_fusion | 80.0 | — | sum |" in matrix
+    assert (
+        "| video + generated sensor | fusion_best | 62.5 | 60.0 | weighted (w = 0.65) |" in matrix
+    )
+
+    selection = _section(md, "## Selection")
+    assert "- pool: out-of-fold + validation" in selection
+    assert "- pool_groups: s1: 9, s2: 9" in selection
+    assert "  - best: weighted" in selection
+    assert "  - scores: sum: 0.8, weighted: 0.85" in selection
+    assert any("held_out: s1" in line for line in selection)
+
+    assert _section(md, "## Figures") == [
+        "",
+        "![Per-class change](per_class_delta.png)",
+        "",
+        "![t-SNE](tsne.png)",
+        "",
+    ]
+
+    details = "\n".join(_section(md, "## Details"))
+    assert "- best_fusion_rule: weighted (w = 0.65)" in details
+    for key in ("mcnemar_tests", "missing_modality", "selection", "figures", "mcnemar_pair"):
+        assert f"- {key}:" not in details
+    assert md.count("per_class_delta.png") == 1
+
+
+def test_results_markdown_accepts_a_list_shaped_missing_modality_and_odd_selection():
+    matrix = [
+        {"input": "video only", "row": "video", "accuracy": 0.5, "macro_f1": None, "rule": None},
+        {"input": "video + generated sensor", "row": "fusion_best", "accuracy": 0.75,
+         "macro_f1": 0.7, "rule": "sum"},
+    ]  # fmt: skip
+    selection = {"pool": "validation", "generated": "sum", "deep": {"a": {"b": [1, 2.5]}}}
+    extra = {"missing_modality": matrix, "selection": selection}
+    md = results_markdown(build_results("demo", 1, 1, 1, 0, {}, {}, None, extra=extra))
+    assert "| video only | video | 50.0 | — | — |" in md
+    assert "| video + generated sensor | fusion_best | 75.0 | 70.0 | sum |" in md
+    selection_lines = _section(md, "## Selection")
+    assert "- generated: sum" in selection_lines
+    assert selection_lines[-3:] == ["- deep:", "  - a:", "    - b: 1, 2.5"]
+    assert "## Details" not in md
+
+
+def test_results_markdown_has_no_control_note_without_control_rows():
+    md = results_markdown(_results())
+    assert "Control rows" not in md
+    assert "## Missing-modality matrix" not in md and "## Figures" not in md
+
+
+def _tiny_embeddings(n=6, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    real = rng.normal(size=(n, d)) + labels[:, None]
+    generated = real + rng.normal(scale=0.1, size=(n, d))
+    return real, generated, labels
+
+
+def test_plot_embedding_tsne_writes_png_for_tiny_input(tmp_path):
+    import matplotlib.image
+
+    real, generated, labels = _tiny_embeddings()
+    path = plot_embedding_tsne(
+        real, generated, labels, ["walk", "run", "sit"], tmp_path / "fig" / "tsne.png", seed=1
+    )
+    assert path == tmp_path / "fig" / "tsne.png"
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert matplotlib.image.imread(path).shape[0] > 50
+    assert _no_tmp_files(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"generated": np.zeros((5, 5))}, "same"),
+        ({"generated": np.zeros((6, 4))}, "same"),
+        ({"real": np.zeros(6)}, "2-D"),
+        ({"labels": np.zeros(5, dtype=int)}, "labels"),
+        ({"labels": np.full(6, 3)}, "class indices"),
+        ({"real": np.full((6, 5), np.nan)}, "NaN"),
+    ],
+)
+def test_plot_embedding_tsne_rejects_bad_input(tmp_path, change, message):
+    real, generated, labels = _tiny_embeddings()
+    args = {"real": real, "generated": generated, "labels": labels, **change}
+    with pytest.raises(ValueError, match=message):
+        plot_embedding_tsne(
+            args["real"], args["generated"], args["labels"], ["a", "b", "c"], tmp_path / "t.png"
+        )
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_plot_per_class_delta_writes_png(tmp_path):
+    y = np.array([0, 0, 1, 1, 2, 2])
+    base = np.array([0, 1, 1, 1, 0, 0])
+    new = np.array([0, 0, 1, 0, 2, 0])
+    path = plot_per_class_delta(
+        y, base, new, ["walk", "run", "sit", "absent"], tmp_path / "delta.png", base_name="video"
+    )
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert _no_tmp_files(tmp_path)
+    with pytest.raises(ValueError, match="length"):
+        plot_per_class_delta(y, base[:5], new, ["a", "b", "c"], tmp_path / "bad.png")
+
+
+def test_aggregate_seeds_keeps_values_paired_tests_and_rules():
+    runs = [
+        _fusion_results(0, rule="weighted (w = 0.65)", fusion_best=0.6),
+        _fusion_results(1, rule="sum", fusion_best=0.7),
+        build_results("demo", 1, 1, 1, 2, {"video": 0.4}, {}, None),
+    ]
+    paired = [{"pair": ("fusion_best", "video"), "b": np.int64(9), "c": 3, "n": 24,
+               "p_value": 0.146, "n_groups": 3, "per_group": []}]  # fmt: skip
+    agg = aggregate_seeds(runs, paired_tests=paired)
+    assert agg["accuracy"]["fusion_best"]["values"] == [0.6, 0.7, None]
+    assert agg["accuracy"]["fusion_best"]["n"] == 2
+    assert agg["macro_f1"]["video"]["values"] == [0.4, 0.4, None]
+    assert agg["best_fusion_per_seed"] == ["weighted (w = 0.65)", "sum", None]
+    assert agg["paired_tests"] == [
+        {"pair": ["fusion_best", "video"], "b": 9, "c": 3, "n": 24, "p_value": 0.146,
+         "n_groups": 3, "per_group": []}
+    ]  # fmt: skip
+    json.dumps(agg, allow_nan=False)
+    assert aggregate_seeds(runs[:1])["paired_tests"] == []
+    with pytest.raises(ValueError, match="paired_tests"):
+        aggregate_seeds(runs, paired_tests=["fusion_best vs video"])
+
+
+def test_aggregate_markdown_shows_per_seed_values_rules_and_pooled_tests():
+    runs = [_fusion_results(0, fusion_best=0.6), _fusion_results(1, rule="sum", fusion_best=0.7)]
+    paired = [{"pair": ["fusion_best", "video"], "b": 6, "c": 2, "n": 16, "p_value": 0.2891}]
+    md = aggregate_markdown(aggregate_seeds(runs, paired_tests=paired))
+    assert "| Stream | Accuracy (%) | Macro-F1 (%) | Seeds | Accuracy per seed (%) |" in md
+    assert "| fusion_best | 65.0 ± 7.1 | 60.0 ± 0.0 | 2 | 60.0 / 70.0 |" in md
+    assert "| baseline_video | — | — | 0 | — |" in md
+    assert "Fusion rule chosen per seed (fusion_best): 0: weighted (w = 0.65), 1: sum" in md
+    assert "Control rows" in md
+    table = _section(md, "## Paired tests pooled over seeds")
+    assert "| comparison | only a right | only b right | p (exact McNemar) |" in table
+    assert "| a = fusion_best vs b = video | 6 | 2 | 0.2891 |" in table
+
+
+def test_aggregate_markdown_without_rules_or_paired_tests():
+    md = aggregate_markdown(aggregate_seeds([_results(0, video=0.8), _results(1, video=0.9)]))
+    assert "| video | 85.0 ± 7.1 | 84.1 ± 0.0 | 2 | 80.0 / 90.0 |" in md
+    assert "Fusion rule chosen" not in md
+    assert "Paired tests" not in md

@@ -1,4 +1,4 @@
-"""Evaluation: classification metrics, the exact McNemar test and result files.
+"""Evaluation: classification metrics, exact McNemar tests, result files and figures.
 
 Example:
     >>> from vsfusion.evaluation import STREAMS, top_k_accuracy
@@ -11,7 +11,9 @@ from vsfusion.evaluation.metrics import (
     confusion,
     macro_f1,
     mcnemar_exact,
+    per_class_recall_change,
     per_class_report,
+    pooled_mcnemar,
     top_k_accuracy,
 )
 from vsfusion.evaluation.report import (
@@ -20,6 +22,8 @@ from vsfusion.evaluation.report import (
     aggregate_seeds,
     build_results,
     plot_confusion,
+    plot_embedding_tsne,
+    plot_per_class_delta,
     results_markdown,
     write_per_class_report,
     write_results,
@@ -34,8 +38,12 @@ __all__ = [
     "confusion",
     "macro_f1",
     "mcnemar_exact",
+    "per_class_recall_change",
     "per_class_report",
     "plot_confusion",
+    "plot_embedding_tsne",
+    "plot_per_class_delta",
+    "pooled_mcnemar",
     "results_markdown",
     "top_k_accuracy",
     "write_per_class_report",

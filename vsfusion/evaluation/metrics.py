@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,9 @@ __all__ = [
     "confusion",
     "macro_f1",
     "mcnemar_exact",
+    "per_class_recall_change",
     "per_class_report",
+    "pooled_mcnemar",
     "top_k_accuracy",
 ]
 
@@ -274,9 +277,107 @@ def mcnemar_exact(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict
     right_b = pb == yt
     b = int(np.sum(right_a & ~right_b))
     c = int(np.sum(~right_a & right_b))
-    if b + c == 0:
-        p_value = 1.0
-    else:
-        p_value = float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
+    p_value = _mcnemar_p(b, c)
     logger.debug("McNemar exact: b=%d c=%d p=%.4g", b, c, p_value)
     return {"b": b, "c": c, "n": int(yt.shape[0]), "p_value": p_value}
+
+
+def _mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value of the discordant counts ``b`` and ``c``."""
+    if b + c == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
+
+
+def pooled_mcnemar(groups: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Exact McNemar test on the discordant counts pooled over several groups (e.g. seeds).
+
+    Each group is a ``(y, pred_a, pred_b)`` triple, e.g. one seed's test predictions of the two
+    classifiers. The counts ``b`` (A right, B wrong) and ``c`` (A wrong, B right) are summed over
+    the groups and tested as in :func:`mcnemar_exact`; summing is the same as testing the
+    concatenation of all groups. Groups may share samples (every seed evaluates the same test
+    set), so the pooled test treats each (seed, sample) pair as one paired observation.
+
+    Args:
+        groups: ``(y, pred_a, pred_b)`` triples of int label vectors; the three vectors of a
+            triple have equal length, different triples may differ in length.
+
+    Returns:
+        ``{"b": int, "c": int, "n": int, "p_value": float, "n_groups": int,
+        "per_group": [mcnemar_exact dict, ...]}`` where ``b``, ``c`` and ``n`` are sums over
+        the groups and ``p_value`` is the exact test on the pooled ``b`` and ``c``.
+
+    Raises:
+        ValueError: On no groups, a group that is not a triple, or a triple of unequal lengths
+            or non-integer labels.
+
+    Example:
+        >>> y = np.zeros(6, dtype=int)
+        >>> a = np.array([0, 0, 0, 0, 0, 1])   # right on the first 5
+        >>> b = np.array([1, 1, 0, 0, 0, 0])   # wrong on the first 2
+        >>> r = pooled_mcnemar([(y, a, b), (y, a, b)])
+        >>> r["b"], r["c"], r["n"], r["n_groups"], round(r["p_value"], 4)
+        (4, 2, 12, 2, 0.6875)
+    """
+    triples = list(groups)
+    if not triples:
+        raise ValueError("pooled_mcnemar needs at least one (y, pred_a, pred_b) group")
+    per_group = []
+    for index, group in enumerate(triples):
+        if isinstance(group, (str, bytes)) or len(group) != 3:
+            raise ValueError(
+                f"group {index} must be a (y, pred_a, pred_b) triple, got "
+                f"{type(group).__name__} of length {len(group)}"
+            )
+        try:
+            per_group.append(mcnemar_exact(*group))
+        except ValueError as error:
+            raise ValueError(f"group {index}: {error}") from None
+    b = sum(int(r["b"]) for r in per_group)
+    c = sum(int(r["c"]) for r in per_group)
+    n = sum(int(r["n"]) for r in per_group)
+    p_value = _mcnemar_p(b, c)
+    logger.debug("pooled McNemar over %d groups: b=%d c=%d p=%.4g", len(per_group), b, c, p_value)
+    return {
+        "b": b,
+        "c": c,
+        "n": n,
+        "p_value": p_value,
+        "n_groups": len(per_group),
+        "per_group": per_group,
+    }
+
+
+def per_class_recall_change(
+    y: np.ndarray, pred_base: np.ndarray, pred_new: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """Per-class recall of ``pred_new`` minus that of ``pred_base``.
+
+    The recall of a class is the accuracy on the samples of that true class, so this is the
+    per-class change in accuracy from the base to the new classifier.
+
+    Args:
+        y: True labels, int ``(N,)``.
+        pred_base: Predictions of the reference classifier (e.g. video only), int ``(N,)``.
+        pred_new: Predictions of the compared classifier (e.g. the best fusion), int ``(N,)``.
+        num_classes: Number of classes ``K``.
+
+    Returns:
+        A float64 ``(K,)`` array of recall differences in ``[-1, 1]``; classes absent from ``y``
+        (recall undefined) are NaN.
+
+    Raises:
+        ValueError: On mismatched lengths or labels outside ``[0, K)``.
+
+    Example:
+        >>> per_class_recall_change([0, 0, 1], [0, 1, 1], [0, 0, 0], num_classes=3)
+        array([ 0.5, -1. ,  nan])
+    """
+    yt, base = _pair(y, pred_base, num_classes)
+    _, new = _pair(yt, pred_new, num_classes)
+    support = np.bincount(yt, minlength=num_classes).astype(np.float64)
+    gained = (new == yt).astype(np.float64) - (base == yt).astype(np.float64)
+    change = np.bincount(yt, weights=gained, minlength=num_classes)
+    return np.divide(
+        change, support, out=np.full(num_classes, np.nan, dtype=np.float64), where=support > 0
+    )

@@ -6,12 +6,18 @@ One run (one dataset, one seed) is described by the dict of :func:`build_results
      "accuracy": {stream: float | None for stream in STREAMS},
      "macro_f1": {stream: float | None for stream in STREAMS},
      "mcnemar_p": float | None,
-     "extra": {...}}            # only when given: top-5, chosen fusion weight, timings, ...
+     "extra": {...}}            # only when given: top-5, chosen fusion rule, timings, ...
 
 Accuracies and F1 scores are fractions in ``[0, 1]``; a stream that was not evaluated is
 ``None`` (``null`` in JSON, "—" in Markdown). :func:`write_results` writes the JSON and the
 Markdown table atomically; :func:`aggregate_seeds` and :func:`aggregate_markdown` summarise
-several seeds as mean ± standard deviation.
+several seeds as mean ± standard deviation, per-seed values and tests pooled over seeds.
+
+:func:`results_markdown` gives these ``extra`` keys sections of their own (other keys are
+listed under "Details"): ``missing_modality`` (which row answers each test-time input),
+``mcnemar_tests`` (paired exact McNemar tests), ``selection`` (what the fusion rules were
+chosen on), ``figures`` (title -> image file, relative to ``results.md``) and ``baselines``.
+:func:`plot_embedding_tsne` and :func:`plot_per_class_delta` draw two of those figures.
 
 Example:
     >>> r = build_results("utd_mhad", 400, 80, 381, 0, {"video": 0.85}, {"video": 0.84}, None)
@@ -33,12 +39,16 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from vsfusion.evaluation.metrics import per_class_recall_change
+
 __all__ = [
     "STREAMS",
     "aggregate_markdown",
     "aggregate_seeds",
     "build_results",
     "plot_confusion",
+    "plot_embedding_tsne",
+    "plot_per_class_delta",
     "results_markdown",
     "write_per_class_report",
     "write_results",
@@ -46,8 +56,19 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Every stream a run may report, in table order. The ``baseline_*`` rows (classical
-#: scikit-learn models of the baselines stage, the floor a deep stream must clear) come last.
+#: Every stream a run may report, in table order:
+#:
+#: * ``video``, ``sensor`` (real sensors, when the test split has them), ``generated_sensor``
+#:   (the sensor head on the generator's synthetic sensor embedding);
+#: * ``fusion_<rule>``: video fused with the generated sensor by each rule, and ``fusion_best``,
+#:   the rule chosen on the validation / out-of-fold pool (never on the test split);
+#: * the controls without any sensor: ``video_head_control`` (a head of the generator's size
+#:   trained with plain cross-entropy on the same frozen video embedding) and ``video_ensemble``
+#:   (a second video network with the budget of a generator that has its own trunk); each
+#:   ``*_fusion`` row is that control fused with video by the same selection as ``fusion_best``;
+#: * ``oracle_fusion``: video fused with the real sensor, selected the same way;
+#: * the ``baseline_*`` rows (classical scikit-learn models of the baselines stage, the floor a
+#:   deep stream must clear) come last.
 STREAMS: tuple[str, ...] = (
     "video",
     "sensor",
@@ -57,6 +78,11 @@ STREAMS: tuple[str, ...] = (
     "fusion_product",
     "fusion_max",
     "fusion_learned",
+    "fusion_best",
+    "video_head_control",
+    "video_head_control_fusion",
+    "video_ensemble",
+    "video_ensemble_fusion",
     "oracle_fusion",
     "baseline_sensor",
     "baseline_video",
@@ -67,6 +93,27 @@ _BASELINES = ("baseline_sensor", "baseline_video")
 _BASELINE_NOTE = (
     "baseline_* rows: scikit-learn models on hand-made features (sensor summary statistics; "
     "depth motion maps or RGB motion images), the floor a deep stream must clear."
+)
+_CONTROLS = (
+    "video_head_control",
+    "video_head_control_fusion",
+    "video_ensemble",
+    "video_ensemble_fusion",
+)
+_CONTROL_NOTE = (
+    "Control rows (no sensor at all): video_head_control is a head of the generator's size "
+    "trained with plain cross-entropy on the same frozen video embedding; video_ensemble is a "
+    "second video network with the generator's own-trunk budget; *_fusion is that control fused "
+    "with video by the same selection as fusion_best."
+)
+#: ``extra`` keys rendered as sections of their own rather than under "Details".
+_SECTION_KEYS = (
+    "mcnemar_pair",
+    "baselines",
+    "missing_modality",
+    "mcnemar_tests",
+    "selection",
+    "figures",
 )
 _DASH = "—"
 
@@ -163,6 +210,120 @@ def _format_p(p: float | None) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+def _fraction_or_none(value: Any) -> float | None:
+    """A metric read from a results dict: a finite float, or None for anything else."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _inline(value: Any) -> str:
+    """One-line readable text of a (possibly nested) JSON value for the Markdown sections."""
+    if value is None:
+        return _DASH
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_nested(v)}" for k, v in value.items()) or _DASH
+    if isinstance(value, (list, tuple)):
+        separator = "; " if any(isinstance(v, (Mapping, list, tuple)) for v in value) else ", "
+        return separator.join(_nested(v) for v in value) or _DASH
+    return str(value)
+
+
+def _nested(value: Any) -> str:
+    """:func:`_inline` of a value inside another, parenthesised when it is a non-empty container."""
+    text = _inline(value)
+    if isinstance(value, (Mapping, list, tuple)) and value and len(value) > 1:
+        return f"({text})"
+    return text
+
+
+def _bullets(items: Mapping[str, Any], indent: int = 0) -> list[str]:
+    """Markdown bullets of a mapping; sub-mappings that hold containers get bullets of their own."""
+    pad = " " * indent
+    lines = []
+    for key, value in items.items():
+        if isinstance(value, Mapping) and any(
+            isinstance(v, (Mapping, list, tuple)) for v in value.values()
+        ):
+            lines.append(f"{pad}- {key}:")
+            lines += _bullets(value, indent + 2)
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, Mapping) for v in value)
+        ):
+            lines.append(f"{pad}- {key}:")
+            lines += [f"{pad}  - {_inline(v)}" for v in value]
+        else:
+            lines.append(f"{pad}- {key}: {_inline(value)}")
+    return lines
+
+
+def _mcnemar_table(tests: Sequence[Any]) -> list[str]:
+    """Table lines of paired McNemar tests (``{"pair": [a, b], "b", "c", "p_value", ...}``)."""
+    lines = [
+        "| comparison | only a right | only b right | p (exact McNemar) |",
+        "|---|---:|---:|---:|",
+    ]
+    for test in tests:
+        if not isinstance(test, Mapping):
+            continue
+        pair = test.get("pair")
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            comparison = f"a = {pair[0]} vs b = {pair[1]}"
+        else:
+            comparison = _inline(pair)
+        p_value = _fraction_or_none(test.get("p_value"))
+        lines.append(
+            f"| {comparison} | {_inline(test.get('b'))} | {_inline(test.get('c'))} | "
+            f"{_format_p(p_value)} |"
+        )
+    return lines
+
+
+def _missing_modality_table(matrix: Any, results: Mapping[str, Any]) -> list[str]:
+    """Table lines of ``extra["missing_modality"]``.
+
+    Accepts the fusion stage's ``{input: {"stream": row, "rule": str | None}}`` and a list of
+    ``{"input", "row", "accuracy", "macro_f1", "rule"}`` dicts; a missing accuracy or macro-F1
+    is looked up in the run's stream table.
+    """
+    if isinstance(matrix, Mapping):
+        entries = [
+            {"input": name, **(entry if isinstance(entry, Mapping) else {"row": entry})}
+            for name, entry in matrix.items()
+        ]
+    else:
+        entries = [e for e in matrix if isinstance(e, Mapping)]
+    lines = [
+        "| test-time input | row | accuracy | macro F1 | rule chosen |",
+        "|---|---|---:|---:|---|",
+    ]
+    for entry in entries:
+        row = entry.get("row", entry.get("stream"))
+        scores = []
+        for metric in _METRICS:
+            value = entry.get(metric)
+            if value is None and isinstance(row, str):
+                value = (results.get(metric) or {}).get(row)
+            scores.append(_percent(_fraction_or_none(value)))
+        lines.append(
+            f"| {_inline(entry.get('input'))} | {_inline(row)} | {scores[0]} | {scores[1]} | "
+            f"{_inline(entry.get('rule'))} |"
+        )
+    return lines
+
+
 # --------------------------------------------------------------------------------------------
 # One run
 # --------------------------------------------------------------------------------------------
@@ -239,8 +400,11 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
     Returns:
         Markdown text: dataset, seed and split sizes, a table of accuracy and macro-F1 in
-        percent with one decimal ("—" for streams not evaluated), the McNemar p-value line and,
-        when present, the scalar entries of ``extra``.
+        percent with one decimal ("—" for streams not evaluated), notes on the baseline and
+        control rows when they were evaluated, and the McNemar p-value line. When ``extra``
+        holds them, sections follow for ``mcnemar_tests`` ("Paired tests"),
+        ``missing_modality`` ("Missing-modality matrix"), ``selection``, ``baselines`` and
+        ``figures`` (image links), then every other ``extra`` entry under "Details".
 
     Example:
         >>> r = build_results("demo", 10, 2, 5, 1, {"video": 0.8}, {"video": 0.75}, 0.0386)
@@ -265,9 +429,32 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     extra = results.get("extra") or {}
     if any(accuracy.get(s) is not None for s in _BASELINES):
         lines += ["", _BASELINE_NOTE]
+    if any(accuracy.get(s) is not None or f1.get(s) is not None for s in _CONTROLS):
+        lines += ["", _CONTROL_NOTE]
     pair = extra.get("mcnemar_pair")
     compared = f" ({pair[0]} vs {pair[1]})" if isinstance(pair, list) and len(pair) == 2 else ""
     lines += ["", f"McNemar exact test{compared}: p = {_format_p(results.get('mcnemar_p'))}"]
+    tests = extra.get("mcnemar_tests")
+    if isinstance(tests, (list, tuple)) and tests:
+        lines += ["", "## Paired tests (exact McNemar on the test split)", ""]
+        lines += _mcnemar_table(tests)
+    matrix = extra.get("missing_modality")
+    if isinstance(matrix, (Mapping, list, tuple)) and matrix:
+        lines += [
+            "",
+            "## Missing-modality matrix",
+            "",
+            "Accuracy and macro F1 in percent on the test split; the rule was chosen without it.",
+            "",
+        ]
+        lines += _missing_modality_table(matrix, results)
+    selection = extra.get("selection")
+    if selection:
+        lines += ["", "## Selection", ""]
+        if isinstance(selection, Mapping):
+            lines += _bullets(selection)
+        else:
+            lines.append(f"- {_inline(selection)}")
     chosen = extra.get("baselines")
     if isinstance(chosen, Mapping) and chosen:
         lines += ["", "## Baselines (chosen by leave-one-subject-out on the training subjects)", ""]
@@ -278,7 +465,13 @@ def results_markdown(results: Mapping[str, Any]) -> str:
                 f"{json.dumps(info.get('params'))}, LOSO accuracy "
                 f"{_percent(loso)}% over subjects {', '.join(info.get('loso_folds') or [])}"
             )
-    details = {k: v for k, v in extra.items() if k not in ("mcnemar_pair", "baselines")}
+    figures = extra.get("figures")
+    if isinstance(figures, Mapping) and figures:
+        lines += ["", "## Figures", ""]
+        for title, file in figures.items():
+            lines += [f"![{title}]({file})", ""]
+        lines.pop()
+    details = {k: v for k, v in extra.items() if k not in _SECTION_KEYS}
     if details:
         lines += ["", "## Details", ""]
         for key, value in details.items():
@@ -401,6 +594,233 @@ def plot_confusion(
     return out
 
 
+def _class_colours(k: int) -> np.ndarray:
+    """``(k, 4)`` RGBA colours, one per class: tab10/tab20 when they suffice, else turbo."""
+    import matplotlib
+
+    if k <= 10:
+        return np.asarray(matplotlib.colormaps["tab10"](np.arange(k)))
+    if k <= 20:
+        return np.asarray(matplotlib.colormaps["tab20"](np.arange(k)))
+    return np.asarray(matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, k)))
+
+
+def _embedding(value: Any, name: str) -> np.ndarray:
+    """Checks an ``(N, D)`` array of finite embedding values."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric (N, D) array") from None
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise ValueError(f"{name} must be a 2-D (N, D) array with D >= 1, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def plot_embedding_tsne(
+    real: np.ndarray,
+    generated: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str = "t-SNE of real and generated sensor embeddings",
+    seed: int = 0,
+) -> Path:
+    """Saves a t-SNE map of real and generated sensor embeddings as a PNG (Agg, atomic write).
+
+    The two sets are embedded together (scikit-learn ``TSNE`` with ``init="pca"``,
+    ``random_state=seed`` and perplexity ``min(30, (2N - 1) / 3)``, at least 2) and drawn in one
+    scatter plot: colour = class, marker ``o`` = real, ``x`` = generated. A generator whose
+    crosses sit on the circles of their class imitates the sensor embedding well. The legend
+    names the two markers and, with at most 12 classes present, the classes.
+
+    Args:
+        real: Real sensor embeddings, ``(N, D)``.
+        generated: Generated sensor embeddings of the same ``N`` samples, ``(N, D)``.
+        labels: Class index of each sample, int ``(N,)``.
+        class_names: Class names; ``labels`` index into them.
+        path: Output ``.png`` path (folders are created).
+        title: Figure title.
+        seed: t-SNE random state.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: If ``real`` and ``generated`` differ in shape, are not 2-D or hold NaN/inf,
+            if ``labels`` does not hold ``N`` class indices in ``[0, len(class_names))``, or if
+            ``N < 2``.
+
+    Example:
+        >>> import tempfile, os
+        >>> rng = np.random.default_rng(0)
+        >>> real = rng.normal(size=(6, 4))
+        >>> p = plot_embedding_tsne(real, real + 0.1, [0, 0, 1, 1, 2, 2], ["a", "b", "c"],
+        ...                         os.path.join(tempfile.mkdtemp(), "tsne.png"))
+        >>> p.suffix
+        '.png'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    real_arr = _embedding(real, "real")
+    generated_arr = _embedding(generated, "generated")
+    if real_arr.shape != generated_arr.shape:
+        raise ValueError(
+            f"real and generated must have the same (N, D) shape, got {real_arr.shape} and "
+            f"{generated_arr.shape}"
+        )
+    n = real_arr.shape[0]
+    if n < 2:
+        raise ValueError(f"t-SNE needs at least 2 samples per set, got {n}")
+    k = len(class_names)
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise ValueError(f"labels must be a vector of {n} class indices, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) and not (
+        np.issubdtype(y.dtype, np.number) and np.all(np.mod(y, 1) == 0)
+    ):
+        raise ValueError(f"labels must hold integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"labels must be class indices in [0, {k}), got {y.min()}..{y.max()}")
+
+    points = np.concatenate([real_arr, generated_arr])
+    n_total = points.shape[0]
+    perplexity = max(2.0, min(30.0, (n_total - 1) / 3.0))
+    # PCA initialisation needs two input dimensions; a 1-D embedding starts at random.
+    init = "pca" if points.shape[1] >= 2 else "random"
+    tsne = TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed)
+    # One OpenMP thread: next to TensorFlow's thread pools the Barnes-Hut threads spin-wait
+    # (seconds for a dozen points); a test split's few thousand points take seconds on one.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        xy = tsne.fit_transform(points)
+
+    colours = _class_colours(k)
+    fig = Figure(figsize=(7.5, 6.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(
+        xy[:n, 0],
+        xy[:n, 1],
+        marker="o",
+        facecolors="none",
+        edgecolors=colours[y],
+        s=36,
+        linewidths=1.2,
+    )
+    ax.scatter(xy[n:, 0], xy[n:, 1], marker="x", c=colours[y], s=36, linewidths=1.2)
+    handles = [
+        Line2D(
+            [], [], marker="o", linestyle="", markerfacecolor="none", color="dimgray", label="real"
+        ),
+        Line2D([], [], marker="x", linestyle="", color="dimgray", label="generated"),
+    ]
+    present = np.unique(y)
+    if present.size <= 12:
+        handles += [
+            Line2D([], [], marker="s", linestyle="", color=colours[c], label=str(class_names[c]))
+            for c in present
+        ]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    fig.tight_layout()
+    out = _atomic_write(path, lambda handle: fig.savefig(handle, format="png", bbox_inches="tight"))
+    logger.info("wrote t-SNE plot %s", out)
+    return out
+
+
+def plot_per_class_delta(
+    y: np.ndarray,
+    pred_base: np.ndarray,
+    pred_new: np.ndarray,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    base_name: str = "video",
+    new_name: str = "fusion_best",
+    title: str | None = None,
+) -> Path:
+    """Saves the per-class change in accuracy from ``pred_base`` to ``pred_new`` as a PNG.
+
+    One horizontal bar per class present in ``y``: the change of its recall (accuracy on that
+    class) in percentage points, green for gains and red for losses, sorted so the largest gain
+    is on top. Classes absent from ``y`` are left out. Agg canvas, atomic write.
+
+    Args:
+        y: True labels, int ``(N,)``.
+        pred_base: Predictions of the reference stream, int ``(N,)``.
+        pred_new: Predictions of the compared stream, int ``(N,)``.
+        class_names: Class names; row ``i`` describes class index ``i``.
+        path: Output ``.png`` path (folders are created).
+        base_name: Name of the reference stream (axis label).
+        new_name: Name of the compared stream (axis label).
+        title: Figure title; a default naming both streams when None.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: On mismatched lengths or labels outside ``[0, len(class_names))``.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = plot_per_class_delta([0, 0, 1], [0, 1, 1], [0, 0, 0], ["a", "b"],
+        ...                          os.path.join(tempfile.mkdtemp(), "delta.png"))
+        >>> p.name
+        'delta.png'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = len(class_names)
+    change = 100.0 * per_class_recall_change(y, pred_base, pred_new, k)
+    shown = np.flatnonzero(~np.isnan(change))
+    shown = shown[np.argsort(change[shown], kind="stable")]  # barh draws the first at the bottom
+    values = change[shown]
+    names = [str(class_names[i]) for i in shown]
+
+    height = min(max(3.0, 1.5 + 0.28 * len(shown)), 40.0)
+    fig = Figure(figsize=(7.0, height), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if len(shown):
+        colours = np.where(values > 0, "#2ca02c", np.where(values < 0, "#d62728", "#7f7f7f"))
+        positions = np.arange(len(shown))
+        ax.barh(positions, values, color=colours)
+        fontsize = 8 if len(shown) <= 40 else 6
+        ax.set_yticks(positions, labels=names, fontsize=fontsize)
+        limit = max(float(np.max(np.abs(values))), 1.0) * 1.15
+        ax.set_xlim(-limit, limit)
+        if len(shown) <= 60:
+            for position, value in zip(positions, values, strict=True):
+                ax.text(
+                    value,
+                    position,
+                    f" {value:+.1f} " if value else " 0 ",
+                    va="center",
+                    ha="left" if value >= 0 else "right",
+                    fontsize=fontsize,
+                )
+    else:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no test samples", ha="center", va="center", transform=ax.transAxes)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"Change in per-class accuracy, {base_name} to {new_name} (percentage points)")
+    ax.set_title(title or f"Per-class accuracy change: {base_name} to {new_name}")
+    fig.tight_layout()
+    out = _atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
+    logger.info("wrote per-class change plot %s", out)
+    return out
+
+
 def write_per_class_report(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Writes a per-class report (see ``metrics.per_class_report``) atomically.
 
@@ -450,23 +870,35 @@ def write_per_class_report(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def aggregate_seeds(results_list: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def aggregate_seeds(
+    results_list: Sequence[Mapping[str, Any]],
+    paired_tests: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Summarises runs of one dataset over several seeds as mean and standard deviation.
 
     For each stream and metric the mean and the sample standard deviation (``ddof=1``; ``None``
-    with fewer than two values) are taken over the seeds where the stream was evaluated.
+    with fewer than two values) are taken over the seeds where the stream was evaluated; the
+    per-seed values are kept alongside.
 
     Args:
         results_list: Results dicts from :func:`build_results` (or ``results.json`` files
             read back), all for the same dataset.
+        paired_tests: Optional paired tests pooled over the seeds, e.g.
+            ``[{"pair": [a, b], **metrics.pooled_mcnemar(groups)}, ...]``; stored as given
+            (converted to plain JSON types).
 
     Returns:
         ``{"dataset": str, "seeds": [int, ...], "n_runs": int,
-        "accuracy": {stream: {"mean": float | None, "std": float | None, "n": int}},
-        "macro_f1": {... same ...}, "mcnemar_p": [float | None, ...]}`` (one p-value per run).
+        "accuracy": {stream: {"mean": float | None, "std": float | None, "n": int,
+        "values": [float | None, ...]}}, "macro_f1": {... same ...},
+        "mcnemar_p": [float | None, ...], "paired_tests": [...],
+        "best_fusion_per_seed": [str | None, ...]}``: ``values``, ``mcnemar_p`` and
+        ``best_fusion_per_seed`` (each run's ``extra["best_fusion_rule"]``) have one entry per
+        run, in the order of ``results_list``.
 
     Raises:
-        ValueError: On an empty list or runs from different datasets.
+        ValueError: On an empty list, runs from different datasets, or ``paired_tests`` that
+            is not a list of dicts.
 
     Example:
         >>> runs = [build_results("d", 1, 1, 1, s, {"video": a}, {}, None)
@@ -485,6 +917,10 @@ def aggregate_seeds(results_list: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     if len(set(seeds)) != len(seeds):
         logger.warning("aggregating runs with repeated seeds: %s", seeds)
 
+    tests = [] if paired_tests is None else list(paired_tests)
+    if not all(isinstance(t, Mapping) for t in tests):
+        raise ValueError("paired_tests must be a list of dicts (one per compared pair)")
+
     aggregate: dict[str, Any] = {"dataset": datasets[0], "seeds": seeds, "n_runs": len(runs)}
     for metric in _METRICS:
         table = {}
@@ -493,9 +929,18 @@ def aggregate_seeds(results_list: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             present = np.array([v for v in values if v is not None], dtype=np.float64)
             mean = float(present.mean()) if present.size else None
             std = float(present.std(ddof=1)) if present.size >= 2 else None
-            table[stream] = {"mean": mean, "std": std, "n": int(present.size)}
+            table[stream] = {
+                "mean": mean,
+                "std": std,
+                "n": int(present.size),
+                "values": [None if v is None else float(v) for v in values],
+            }
         aggregate[metric] = table
     aggregate["mcnemar_p"] = [r.get("mcnemar_p") for r in runs]
+    aggregate["paired_tests"] = _plain(tests)
+    aggregate["best_fusion_per_seed"] = [
+        (r.get("extra") or {}).get("best_fusion_rule") for r in runs
+    ]
     return aggregate
 
 
@@ -508,7 +953,9 @@ def aggregate_markdown(aggregate: Mapping[str, Any]) -> str:
     Returns:
         Markdown text with one row per stream: accuracy and macro-F1 as ``mean ± std`` (one
         decimal, "—" when not evaluated; the ``± std`` part is left out with a single seed),
-        the number of seeds, and the per-seed McNemar p-values.
+        the number of seeds and the per-seed accuracies (``a / b / ...``); then the per-seed
+        McNemar p-values, the fusion rule chosen in each seed (when recorded) and a table of
+        the paired tests pooled over seeds (when given).
 
     Example:
         >>> runs = [build_results("d", 1, 1, 1, s, {"video": a}, {}, None)
@@ -532,16 +979,44 @@ def aggregate_markdown(aggregate: Mapping[str, Any]) -> str:
         + ", ".join(str(s) for s in aggregate["seeds"])
         + ". Mean ± sample standard deviation.",
         "",
-        "| Stream | Accuracy (%) | Macro-F1 (%) | Seeds |",
-        "|---|---:|---:|---:|",
+        "| Stream | Accuracy (%) | Macro-F1 (%) | Seeds | Accuracy per seed (%) |",
+        "|---|---:|---:|---:|---:|",
     ]
     for stream in STREAMS:
-        acc = aggregate["accuracy"][stream]
-        f1 = aggregate["macro_f1"][stream]
+        acc = aggregate["accuracy"].get(stream) or {}
+        f1 = aggregate["macro_f1"].get(stream) or {}
         n = max(acc.get("n", 0), f1.get("n", 0))
-        lines.append(f"| {stream} | {cell(acc)} | {cell(f1)} | {n} |")
-    if any(aggregate["accuracy"][s].get("mean") is not None for s in _BASELINES):
+        values = [_fraction_or_none(v) for v in acc.get("values") or []]
+        per_seed = (
+            " / ".join(_percent(v) for v in values) if any(v is not None for v in values) else _DASH
+        )
+        lines.append(f"| {stream} | {cell(acc)} | {cell(f1)} | {n} | {per_seed} |")
+
+    def evaluated(streams: Sequence[str]) -> bool:
+        return any((aggregate["accuracy"].get(s) or {}).get("mean") is not None for s in streams)
+
+    if evaluated(_BASELINES):
         lines += ["", _BASELINE_NOTE]
+    if evaluated(_CONTROLS):
+        lines += ["", _CONTROL_NOTE]
     p_values = ", ".join(_format_p(p) for p in aggregate.get("mcnemar_p", []))
     lines += ["", f"McNemar exact p per seed: {p_values or _DASH}"]
+    rules = aggregate.get("best_fusion_per_seed") or []
+    if any(rule is not None for rule in rules):
+        chosen = ", ".join(
+            f"{seed}: {_inline(rule)}"
+            for seed, rule in zip(aggregate["seeds"], rules, strict=False)
+        )
+        lines += ["", f"Fusion rule chosen per seed (fusion_best): {chosen}"]
+    tests = aggregate.get("paired_tests") or []
+    if tests:
+        lines += [
+            "",
+            "## Paired tests pooled over seeds",
+            "",
+            "Discordant counts summed over the seeds' test predictions; exact McNemar test on "
+            "the sums.",
+            "",
+        ]
+        lines += _mcnemar_table(tests)
     return "\n".join(lines) + "\n"
