@@ -5,8 +5,10 @@ import pytest
 
 from vsfusion.fusion import (
     FUSION_RULES,
+    RULE_ORDER,
     SENSOR_INPUT,
     VIDEO_INPUT,
+    apply_fusion,
     build_fusion_mlp,
     choose_fusion_weight,
     fit_fusion_mlp,
@@ -14,6 +16,7 @@ from vsfusion.fusion import (
     fuse_product,
     fuse_sum,
     fuse_weighted,
+    select_fusion,
 )
 
 P_VIDEO = np.array([[0.6, 0.3, 0.1], [0.0, 0.5, 0.5]])
@@ -214,3 +217,100 @@ def test_fit_fusion_mlp_rejects_missing_features():
         fit_fusion_mlp({VIDEO_INPUT: train[VIDEO_INPUT]}, y, train, y, num_classes=3)
     with pytest.raises(ValueError, match="outside"):
         fit_fusion_mlp(train, y + 3, train, y, num_classes=3)
+
+
+# ---------------------------------------------------------------- select_fusion (no test split)
+
+
+def _pool(n_per_group=30, groups=("a", "b", "c"), seed=0):
+    """Video is right on classes 0 and 1 only; the other stream is right on class 2 only."""
+    rng = np.random.default_rng(seed)
+    n = n_per_group * len(groups)
+    y = rng.integers(0, 3, n)
+    video = np.where(y[:, None] < 2, np.eye(3)[y] * 0.6 + 0.4 / 3, np.eye(3)[0] * 0.5 + 0.5 / 3)
+    other = np.where(y[:, None] == 2, np.eye(3)[y] * 0.9 + 0.1 / 3, np.full((n, 3), 1 / 3))
+    return {
+        "video_probs": video,
+        "other_probs": other,
+        "video_embedding": video + rng.normal(0, 0.05, video.shape),
+        "sensor_embedding": other + rng.normal(0, 0.05, other.shape),
+        "labels": y,
+        "groups": np.repeat(groups, n_per_group),
+    }
+
+
+def test_select_fusion_scores_every_rule_on_the_pool_and_beats_video_alone():
+    pool = _pool()
+    video_alone = np.mean(pool["video_probs"].argmax(1) == pool["labels"])
+    choice = select_fusion(pool, num_classes=3, max_epochs=5, hidden=8)
+    assert set(choice.scores) == set(RULE_ORDER)
+    assert choice.pool == "out-of-fold + validation"
+    assert choice.groups == {"a": 30, "b": 30, "c": 30}
+    assert 1 <= choice.mlp_epochs <= 5
+    assert choice.scores[choice.best] == max(choice.scores.values())
+    assert choice.scores[choice.best] > video_alone + 0.2  # the other stream fixes class 2
+    # the weight is chosen on the pool, exactly as choose_fusion_weight chooses it
+    w = choose_fusion_weight(pool["video_probs"], pool["other_probs"], pool["labels"])
+    assert choice.weight == w
+    fused = apply_fusion(choice, pool["video_probs"], pool["other_probs"], pool)
+    assert set(fused) == {*RULE_ORDER, "best"}
+    np.testing.assert_allclose(fused["best"], fused[choice.best])
+    np.testing.assert_allclose(fused["learned"].sum(1), 1.0, atol=1e-5)
+
+
+def test_select_fusion_ties_prefer_parameter_free_rules():
+    pool = _pool()
+    pool["other_probs"] = pool["video_probs"].copy()  # nothing to gain: every fixed rule ties
+    choice = select_fusion(pool, num_classes=3, max_epochs=2, hidden=8)
+    fixed = ("sum", "product", "max", "weighted")
+    if choice.scores["learned"] <= choice.scores["sum"]:
+        assert choice.best == "sum"
+    assert len({choice.scores[r] for r in fixed}) == 1
+
+
+def test_select_fusion_with_one_group_falls_back_to_validation():
+    pool = _pool(groups=("val",))
+    with pytest.raises(ValueError, match="train_features"):
+        select_fusion(pool, num_classes=3, max_epochs=2)
+    train = _pool(seed=1)
+    choice = select_fusion(
+        pool,
+        num_classes=3,
+        max_epochs=3,
+        hidden=8,
+        train_features={k: train[k] for k in (VIDEO_INPUT, SENSOR_INPUT)},
+        y_train=train["labels"],
+    )
+    assert choice.pool == "validation" and choice.mlp_epochs is None
+    assert choice.describe("weighted").startswith("weighted (w = ")
+
+
+def test_select_fusion_rejects_inconsistent_pools():
+    pool = _pool()
+    pool["groups"] = pool["groups"][:-1]
+    with pytest.raises(ValueError, match="groups"):
+        select_fusion(pool, num_classes=3)
+    pool = _pool()
+    del pool["other_probs"]
+    with pytest.raises(ValueError, match="other_probs"):
+        select_fusion(pool, num_classes=3)
+
+
+def test_fit_fusion_mlp_without_validation_runs_all_epochs_and_records_curves():
+    pool = _pool()
+    feats = {k: pool[k] for k in (VIDEO_INPUT, SENSOR_INPUT)}
+    curve: list[float] = []
+    fit_fusion_mlp(
+        feats,
+        pool["labels"],
+        feats,
+        pool["labels"],
+        num_classes=3,
+        epochs=4,
+        patience=None,
+        history=curve,
+        hidden=8,
+    )
+    assert len(curve) == 4 and all(0 <= a <= 1 for a in curve)
+    model = fit_fusion_mlp(feats, pool["labels"], None, None, num_classes=3, epochs=2, hidden=8)
+    assert model.predict(feats, verbose=0).shape == (90, 3)

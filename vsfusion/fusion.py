@@ -15,6 +15,12 @@ The learned rule is a small MLP on the concatenated embeddings ``[h_v, u'_v]``
 training-split statistics held in :class:`keras.layers.Normalization` layers, so that a saved
 ``.keras`` file is self-contained.
 
+Which rule is used, and the parameter of each (the weight, the MLP's epochs), is chosen by
+:func:`select_fusion` on a *pool* of predictions no stream was fitted on: out-of-fold predictions
+on the training subjects pooled with the validation split, grouped by subject; with the
+validation split alone when no out-of-fold runs exist. :func:`apply_fusion` then applies every
+rule to the test split.
+
 Example:
     >>> import numpy as np
     >>> p_v = np.array([[0.6, 0.3, 0.1]])
@@ -29,7 +35,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +45,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FUSION_RULES",
+    "RULE_ORDER",
+    "FusionSelection",
+    "apply_fusion",
+    "fuse_fixed",
+    "select_fusion",
     "SENSOR_INPUT",
     "VIDEO_INPUT",
     "build_fusion_mlp",
@@ -403,46 +415,89 @@ def _check_features(features: Mapping[str, np.ndarray], name: str) -> dict[str, 
     return out
 
 
+def _standardisation(train: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-feature mean and variance of the training features (zero variance becomes 1)."""
+    out = {}
+    for key, arr in train.items():
+        mean = arr.mean(axis=0, dtype=np.float64)
+        variance = arr.var(axis=0, dtype=np.float64)
+        variance = np.where(variance > 1e-12, variance, 1.0)
+        out[key] = (mean.astype(np.float32), variance.astype(np.float32))
+    return out
+
+
+def _checked_pair(
+    train_features: Mapping[str, np.ndarray],
+    y_train: np.ndarray,
+    val_features: Mapping[str, np.ndarray] | None,
+    y_val: np.ndarray | None,
+    num_classes: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray] | None, np.ndarray | None]:
+    train = _check_features(train_features, "train_features")
+    n_train = train[VIDEO_INPUT].shape[0]
+    if n_train == 0:
+        raise ValueError("need a non-empty training set for the fusion MLP")
+    y_tr = _check_labels(y_train, n_train, num_classes, "y_train")
+    if val_features is None:
+        return train, y_tr, None, None
+    val = _check_features(val_features, "val_features")
+    for key in (VIDEO_INPUT, SENSOR_INPUT):
+        if train[key].shape[1] != val[key].shape[1]:
+            raise ValueError(
+                f"{key}: training width {train[key].shape[1]} differs from validation width "
+                f"{val[key].shape[1]}"
+            )
+    n_val = val[VIDEO_INPUT].shape[0]
+    if n_val == 0:
+        raise ValueError(f"need non-empty training and validation sets, got {n_train} and {n_val}")
+    return train, y_tr, val, _check_labels(y_val, n_val, num_classes, "y_val")
+
+
 def fit_fusion_mlp(
     train_features: Mapping[str, np.ndarray],
     y_train: np.ndarray,
-    val_features: Mapping[str, np.ndarray],
-    y_val: np.ndarray,
+    val_features: Mapping[str, np.ndarray] | None,
+    y_val: np.ndarray | None,
     *,
     num_classes: int,
     epochs: int = 100,
     batch_size: int = 32,
     lr: float = 1e-3,
-    patience: int = 10,
+    patience: int | None = 10,
     seed: int = 0,
     hidden: int = 256,
     dropout: float = 0.3,
     verbose: int = 0,
+    history: list[float] | None = None,
 ) -> keras.Model:
-    """Trains the learned fusion MLP, selecting the epoch on validation accuracy.
+    """Trains the learned fusion MLP.
 
     Inputs are standardised with the mean and variance of the *training* features (features
     with zero training variance get variance 1), held in :class:`keras.layers.Normalization`
     layers inside the model so that the saved model is self-contained. Training uses Adam and
-    sparse categorical cross-entropy with early stopping on ``val_accuracy`` (``patience``
-    epochs) and restores the weights of the best validation epoch. The test split is never
-    seen. ``keras.utils.set_random_seed(seed)`` is called first, which reseeds Python, numpy
-    and the backend globally.
+    sparse categorical cross-entropy. With validation features and a ``patience``, training
+    stops early on ``val_accuracy`` and restores the weights of the best validation epoch; with
+    ``patience=None`` it runs all ``epochs`` (the validation accuracy of every epoch is still
+    recorded); without validation features it simply runs ``epochs`` epochs (the final fit of
+    :func:`select_fusion`). ``keras.utils.set_random_seed(seed)`` is called first, which
+    reseeds Python, numpy and the backend globally.
 
     Args:
         train_features: ``{"video_embedding": (N, Dv), "sensor_embedding": (N, Ds)}``.
         y_train: Training labels, int ``(N,)``.
-        val_features: Validation features, same keys and widths.
-        y_val: Validation labels, int ``(M,)``.
+        val_features: Validation features, same keys and widths, or None.
+        y_val: Validation labels, int ``(M,)``, or None.
         num_classes: Number of classes.
         epochs: Maximum number of epochs.
         batch_size: Batch size.
         lr: Adam learning rate.
-        patience: Epochs without validation-accuracy improvement before stopping.
+        patience: Epochs without validation-accuracy improvement before stopping; None: no
+            early stopping.
         seed: Random seed (weights initialisation, dropout, shuffling).
         hidden: Width of the hidden layer.
         dropout: Dropout rate.
         verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        history: When a list is given, the validation accuracy of every epoch run is appended.
 
     Returns:
         The trained, compiled model (probabilities out).
@@ -461,28 +516,9 @@ def fit_fusion_mlp(
     """
     import keras
 
-    train = _check_features(train_features, "train_features")
-    val = _check_features(val_features, "val_features")
-    for key in (VIDEO_INPUT, SENSOR_INPUT):
-        if train[key].shape[1] != val[key].shape[1]:
-            raise ValueError(
-                f"{key}: training width {train[key].shape[1]} differs from validation width "
-                f"{val[key].shape[1]}"
-            )
-    n_train = train[VIDEO_INPUT].shape[0]
-    n_val = val[VIDEO_INPUT].shape[0]
-    if n_train == 0 or n_val == 0:
-        raise ValueError(f"need non-empty training and validation sets, got {n_train} and {n_val}")
-    y_tr = _check_labels(y_train, n_train, num_classes, "y_train")
-    y_va = _check_labels(y_val, n_val, num_classes, "y_val")
-
-    normalization = {}
-    for key, arr in train.items():
-        mean = arr.mean(axis=0, dtype=np.float64)
-        variance = arr.var(axis=0, dtype=np.float64)
-        variance = np.where(variance > 1e-12, variance, 1.0)
-        normalization[key] = (mean.astype(np.float32), variance.astype(np.float32))
-
+    train, y_tr, val, y_va = _checked_pair(
+        train_features, y_train, val_features, y_val, num_classes
+    )
     keras.utils.set_random_seed(seed)
     model = build_fusion_mlp(
         train[VIDEO_INPUT].shape[1],
@@ -490,27 +526,33 @@ def fit_fusion_mlp(
         num_classes,
         hidden=hidden,
         dropout=dropout,
-        normalization=normalization,
+        normalization=_standardisation(train),
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=lr),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
-    )
-    history = model.fit(
+    callbacks = []
+    if val is not None and patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+            )
+        )
+    fitted = model.fit(
         train,
         y_tr,
-        validation_data=(val, y_va),
-        epochs=epochs,
+        validation_data=(val, y_va) if val is not None else None,
+        epochs=int(epochs),
         batch_size=batch_size,
         shuffle=True,
-        callbacks=[stopper],
+        callbacks=callbacks,
         verbose=verbose,
     )
-    val_acc = history.history.get("val_accuracy", [])
+    val_acc = fitted.history.get("val_accuracy", [])
+    if history is not None:
+        history.extend(float(a) for a in val_acc)
     if val_acc:
         best = int(np.argmax(val_acc))
         logger.info(
@@ -520,3 +562,225 @@ def fit_fusion_mlp(
             len(val_acc),
         )
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# Selection without the test split
+# --------------------------------------------------------------------------------------------
+
+#: Candidate rules in tie-break order: parameter-free rules first, then the fitted ones.
+RULE_ORDER: tuple[str, ...] = ("sum", "product", "max", "weighted", "learned")
+
+
+@dataclass
+class FusionSelection:
+    """What :func:`select_fusion` chose, and on what.
+
+    Attributes:
+        best: The rule with the highest selection accuracy (ties: earlier in :data:`RULE_ORDER`).
+        scores: Selection accuracy of every rule on the pool.
+        weight: Video weight of the weighted rule, chosen on the pool.
+        mlp: The learned rule's model.
+        mlp_epochs: Epochs of the learned rule's final fit (None when early-stopped).
+        pool: ``"out-of-fold + validation"`` or ``"validation"``.
+        groups: The pool's groups (subjects) and their sizes.
+    """
+
+    best: str
+    scores: dict[str, float]
+    weight: float
+    mlp: keras.Model
+    mlp_epochs: int | None
+    pool: str
+    groups: dict[str, int]
+
+    def describe(self, rule: str | None = None) -> str:
+        """A short text naming a rule and its chosen parameter, e.g. ``"weighted (w = 0.65)"``."""
+        rule = rule or self.best
+        if rule == "weighted":
+            return f"weighted (w = {self.weight:.2f})"
+        if rule == "learned" and self.mlp_epochs:
+            return f"learned ({self.mlp_epochs} epochs)"
+        return rule
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (everything but the model)."""
+        return {
+            "best": self.best,
+            "scores": self.scores,
+            "weight": self.weight,
+            "mlp_epochs": self.mlp_epochs,
+            "pool": self.pool,
+            "groups": self.groups,
+        }
+
+
+def _pool_arrays(pool: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    missing = {"video_probs", "other_probs", VIDEO_INPUT, SENSOR_INPUT, "labels", "groups"} - set(
+        pool
+    )
+    if missing:
+        raise ValueError(f"{name} lacks {sorted(missing)}")
+    pv, po = _check_pair(pool["video_probs"], pool["other_probs"])
+    feats = _check_features(pool, name)
+    n, k = pv.shape
+    if n == 0:
+        raise ValueError(f"{name} is empty; cannot select a fusion rule")
+    if feats[VIDEO_INPUT].shape[0] != n:
+        raise ValueError(f"{name}: {feats[VIDEO_INPUT].shape[0]} embeddings for {n} probabilities")
+    groups = np.asarray(pool["groups"]).astype(str)
+    if groups.shape != (n,):
+        raise ValueError(f"{name}: groups must be a vector of {n} entries, got {groups.shape}")
+    return {
+        "video_probs": pv,
+        "other_probs": po,
+        **feats,
+        "labels": _check_labels(pool["labels"], n, k, f"{name} labels"),
+        "groups": groups,
+    }
+
+
+def fuse_fixed(p_video: np.ndarray, p_other: np.ndarray, weight: float) -> dict[str, np.ndarray]:
+    """Every rule but the learned one: ``{"sum", "product", "max", "weighted"}`` probabilities."""
+    out = {rule: fn(p_video, p_other) for rule, fn in FUSION_RULES.items()}
+    out["weighted"] = fuse_weighted(p_video, p_other, weight)
+    return out
+
+
+def select_fusion(
+    pool: Mapping[str, np.ndarray],
+    *,
+    num_classes: int,
+    train_features: Mapping[str, np.ndarray] | None = None,
+    y_train: np.ndarray | None = None,
+    max_epochs: int = 200,
+    hidden: int = 256,
+    seed: int = 0,
+) -> FusionSelection:
+    """Chooses the fusion of a video stream with a second stream without looking at a test split.
+
+    ``pool`` holds predictions that no model in the streams was fitted on: out-of-fold
+    predictions on the training subjects (from models trained with those subjects held out)
+    pooled with the validation split, grouped by subject (``groups``). Every rule's single free
+    parameter is chosen on the pool and its score is the pool accuracy at that choice:
+
+    * ``sum``, ``product``, ``max``: no parameter;
+    * ``weighted``: the video weight (:func:`choose_fusion_weight` on the pool);
+    * ``learned``: the MLP is trained leaving one group out at a time for ``max_epochs`` epochs;
+      the epoch count with the best pooled held-out accuracy is chosen, and that accuracy is the
+      rule's score. The final MLP is trained on the whole pool for that many epochs.
+
+    With a single group (only a validation subject, no out-of-fold runs), leaving a group out is
+    impossible: the MLP is then trained on ``train_features`` (the training split, which the
+    trunks have fitted) and early-stopped on the pool, as older versions did, and the pool is
+    reported as ``"validation"``.
+
+    Args:
+        pool: ``{"video_probs": (N, K), "other_probs": (N, K), "video_embedding": (N, Dv),
+            "sensor_embedding": (N, Ds), "labels": (N,), "groups": (N,)}``; the
+            ``"sensor_embedding"`` key holds the second stream's embedding (generated sensor,
+            real sensor or a control head's).
+        num_classes: Number of classes.
+        train_features: Training-split features, used only with a single group.
+        y_train: Their labels.
+        max_epochs: Epochs of the MLP's curves (and the early-stopping limit with one group).
+        hidden: Width of the MLP's hidden layer.
+        seed: Seed of the MLP fits.
+
+    Returns:
+        A :class:`FusionSelection`.
+
+    Raises:
+        ValueError: On inconsistent arrays, or a single group without training features.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> y = rng.integers(0, 3, 60)
+        >>> pv = np.eye(3)[y] * 0.5 + 0.5 / 3
+        >>> pool = {"video_probs": pv, "other_probs": np.full((60, 3), 1 / 3), "labels": y,
+        ...         "video_embedding": pv, "sensor_embedding": rng.normal(size=(60, 2)),
+        ...         "groups": np.repeat(["a", "b", "c"], 20)}
+        >>> choice = select_fusion(pool, num_classes=3, max_epochs=3)
+        >>> choice.best, choice.scores["sum"]
+        ('sum', 1.0)
+    """
+    data = _pool_arrays(pool, "pool")
+    y, groups = data["labels"], data["groups"]
+    names = sorted(set(groups.tolist()))
+    weight = choose_fusion_weight(data["video_probs"], data["other_probs"], y)
+    fixed = fuse_fixed(data["video_probs"], data["other_probs"], weight)
+    scores = {rule: float(np.mean(np.argmax(p, axis=1) == y)) for rule, p in fixed.items()}
+    feats = {VIDEO_INPUT: data[VIDEO_INPUT], SENSOR_INPUT: data[SENSOR_INPUT]}
+    kw = {"num_classes": num_classes, "hidden": hidden, "seed": seed}
+    if len(names) >= 2:
+        correct = np.zeros(int(max_epochs))
+        for g in names:
+            held = groups == g
+            curve: list[float] = []
+            fit_fusion_mlp(
+                {k: v[~held] for k, v in feats.items()},
+                y[~held],
+                {k: v[held] for k, v in feats.items()},
+                y[held],
+                epochs=max_epochs,
+                patience=None,
+                history=curve,
+                **kw,
+            )
+            correct += np.asarray(curve) * int(held.sum())
+        epochs = int(np.argmax(correct)) + 1  # the earliest of the best epochs
+        scores["learned"] = float(correct[epochs - 1] / len(y))
+        mlp = fit_fusion_mlp(feats, y, None, None, epochs=epochs, **kw)
+        pool_name = "out-of-fold + validation"
+    else:
+        if train_features is None or y_train is None:
+            raise ValueError(
+                "a pool with one group needs train_features and y_train for the learned rule"
+            )
+        mlp = fit_fusion_mlp(train_features, y_train, feats, y, epochs=max_epochs, **kw)
+        p = np.asarray(mlp.predict(feats, verbose=0))
+        scores["learned"] = float(np.mean(np.argmax(p, axis=1) == y))
+        epochs = None
+        pool_name = "validation"
+    best = max(RULE_ORDER, key=lambda r: (scores[r], -RULE_ORDER.index(r)))
+    logger.info(
+        "fusion chosen on %d %s samples (%d groups): %s, scores %s",
+        len(y),
+        pool_name,
+        len(names),
+        best,
+        {r: round(s, 4) for r, s in scores.items()},
+    )
+    return FusionSelection(
+        best=best,
+        scores={r: scores[r] for r in RULE_ORDER},
+        weight=weight,
+        mlp=mlp,
+        mlp_epochs=epochs,
+        pool=pool_name,
+        groups={g: int(np.sum(groups == g)) for g in names},
+    )
+
+
+def apply_fusion(
+    selection: FusionSelection,
+    p_video: np.ndarray,
+    p_other: np.ndarray,
+    features: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Every rule of ``selection`` applied to new predictions: ``{rule: (N, K)}`` plus ``"best"``.
+
+    Example:
+        >>> out = apply_fusion(choice, p_video, p_gen, feats)  # doctest: +SKIP
+        >>> sorted(out)  # doctest: +SKIP
+        ['best', 'learned', 'max', 'product', 'sum', 'weighted']
+    """
+    import keras
+
+    out = fuse_fixed(p_video, p_other, selection.weight)
+    feats = _check_features(features, "features")
+    out["learned"] = np.asarray(
+        keras.ops.convert_to_numpy(selection.mlp(feats, training=False)), dtype=np.float64
+    )
+    out["best"] = out[selection.best]
+    return out

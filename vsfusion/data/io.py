@@ -15,7 +15,7 @@ import numpy as np
 
 from vsfusion.data.errors import DataError
 
-__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_write_text", "load_npy"]
+__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_save_npz", "atomic_write_text", "load_npy"]
 
 TMP_SUFFIX = ".tmp"
 
@@ -57,6 +57,22 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     path = Path(path)
     arr = np.asarray(array)
     _replace(_tmp_path(path), path, lambda f: np.save(f, arr, allow_pickle=False))
+    return path
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """Save named arrays to ``path`` (compressed ``.npz``) via ``<path>.tmp`` and an atomic rename.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> p = atomic_save_npz(f"{d}/predictions.npz", labels=np.arange(3))
+        >>> np.load(p)["labels"].tolist()
+        [0, 1, 2]
+    """
+    path = Path(path)
+    plain = {k: np.asarray(v) for k, v in arrays.items()}
+    _replace(_tmp_path(path), path, lambda f: np.savez_compressed(f, **plain))
     return path
 
 
