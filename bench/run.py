@@ -10,9 +10,19 @@
    forward) and its ratio to the peak. I3D's training step also runs with oneDNN off
    (``TF_ENABLE_ONEDNN_OPTS=0``, TensorFlow's default on CPUs without AVX-512 VNNI/BF16 or AMX)
    to give the speed-up of this toolkit's default.
-3. Preparation throughput (videos/s): ``vsfusion.data.video.process_folder`` against a plain
+3. Fused model at test time (in the same child process): the fusion stage's deployable model,
+   ``vsfusion.stages.fusion.build_fused_model``, built synthetically (``--fused_backbone``
+   classifier, ``build_generator_head(embed_dim, 128)``, the head of a 128-d InceptionTime sensor
+   classifier), against one pass of the video classifier alone, at every clip size with batch 8:
+   inference clips/s of (a) the video classifier, (b) the fused model whose generator shares the
+   video trunk and (c) the fused model whose generator has its own trunk of the same backbone.
+   Each time is the median of ``--reps`` ``predict_on_batch`` calls after two warm-up calls, the
+   three models' calls interleaved (the order rotating each round) so that load from other
+   processes falls on all three alike. Reported: the ratios fused / video time and whether each
+   meets the project's targets, at most 1.2x with the shared trunk and 2.1x with its own.
+4. Preparation throughput (videos/s): ``vsfusion.data.video.process_folder`` against a plain
    baseline that decodes every frame with ``cv2.VideoCapture.read`` and then samples.
-4. Loader throughput (clips/s, training augmentation) against the fastest training step at the
+5. Loader throughput (clips/s, training augmentation) against the fastest training step at the
    same clip size.
 
 ``--imitate avx2`` caps oneDNN at AVX2 (``ONEDNN_MAX_CPU_ISA``) and OpenBLAS at its Haswell kernels
@@ -22,7 +32,8 @@ without AVX-512 would do; the figures are then labelled so. Videos are synthesis
 Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and prints the tables.
 
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
-       [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--skip prep,loader,onednn]
+       [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
+       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader]
 """
 
 from __future__ import annotations
@@ -31,11 +42,14 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,6 +57,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import vsfusion  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
+
+if TYPE_CHECKING:
+    import keras
 
 
 def write_videos(folder: Path, n: int, seconds: float = 3.0, fps: int = 30) -> list[Path]:
@@ -209,15 +226,144 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
     return out
 
 
+#: What ``--skip`` can leave out.
+SKIPS = ("backbones", "onednn", "fused", "prep", "loader")
+
+#: The fused models compared with one video classifier pass, and the most time each may take
+#: relative to it (the project's targets for the fusion stage's model at test time).
+FUSED_TARGETS: dict[str, float] = {"fused_shared": 1.2, "fused_own": 2.1}
+FUSED_LABELS: dict[str, str] = {
+    "video": "video classifier",
+    "fused_shared": "fused, shared trunk",
+    "fused_own": "fused, own trunk",
+}
+
+
+def build_fused_models(
+    backbone: str, frames: int, size: int, num_classes: int = 8
+) -> dict[str, keras.Model]:
+    """The video classifier and the two fused models of the fusion stage built on it.
+
+    The pieces are synthetic (random weights) with the fusion stage's architecture: the video
+    classifier ``backbone`` with ``num_classes`` classes, the generator head from its embedding to
+    128-d, the head of a 128-d InceptionTime sensor classifier, and for the own-trunk variant a
+    second trunk of the same backbone named ``generator_trunk``.
+
+    Args:
+        backbone: A key of ``vsfusion.models.BACKBONES``.
+        frames: Frames per clip.
+        size: Height and width of the clip.
+        num_classes: Classes of the video and sensor classifiers.
+
+    Returns:
+        ``{"video": classifier, "fused_shared": model, "fused_own": model}``; the fused models
+        share the classifier's layers (and the generator and sensor heads) rather than copy them.
+    """
+    from vsfusion.models import (
+        backbone_spec,
+        build_backbone,
+        build_generator_head,
+        build_inception_time,
+        split_classifier,
+    )
+    from vsfusion.stages.fusion import build_fused_model
+
+    clip = (frames, size, size, 3)
+    video = build_backbone(backbone, clip, num_classes=num_classes)
+    sensor = build_inception_time((128, 6), num_classes=num_classes)
+    _, sensor_head = split_classifier(sensor)
+    generator_head = build_generator_head(backbone_spec(backbone).embed_dim, 128)
+    own_trunk = build_backbone(backbone, clip, name="generator_trunk")
+    return {
+        "video": video,
+        "fused_shared": build_fused_model(video, generator_head, sensor_head),
+        "fused_own": build_fused_model(video, generator_head, sensor_head, own_trunk),
+    }
+
+
+def _interleaved_times(
+    fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Seconds of ``reps`` calls of each function, the functions' calls interleaved.
+
+    Every function is first called ``warmup`` times (the first call traces the graph). Each round
+    then calls every function once, the order rotated by one each round, so that a slow spell of
+    the machine (another process, frequency changes) falls on all of them alike.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(reps):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def bench_fused(backbone: str, frames: int, size: int, batch: int, reps: int) -> dict:
+    """Inference time of the fused models against one pass of the video classifier alone.
+
+    Args:
+        backbone: Video backbone of the classifier and of the generator's own trunk.
+        frames: Frames per clip.
+        size: Height and width of the clip.
+        batch: Clips per ``predict_on_batch`` call.
+        reps: Timed calls per model; each time reported is their median.
+
+    Returns:
+        Per model (``video``, ``fused_shared``, ``fused_own``): the median seconds per batch
+        (``batch_s``), every timed call (``times_s``), ``clips_per_s`` and multiply-adds per clip
+        (``gmacs_per_clip``); per fused model the ratio of its median to the video classifier's
+        (``ratio_to_video``), its ``target`` and whether the ratio meets it (``meets_target``).
+    """
+    import keras
+
+    from vsfusion.models import count_macs
+
+    keras.utils.set_random_seed(0)
+    models = build_fused_models(backbone, frames, size)
+    x = {"video": np.random.default_rng(0).uniform(0, 255, (batch, frames, size, size, 3))}
+    x["video"] = x["video"].astype("float32")
+    times = _interleaved_times(
+        {name: (lambda m=m: m.predict_on_batch(x)) for name, m in models.items()}, reps
+    )
+    median = {name: statistics.median(t) for name, t in times.items()}
+    ratio = {name: median[name] / median["video"] for name in FUSED_TARGETS}
+    return {
+        "backbone": backbone,
+        "clip": [frames, size, size, 3],
+        "batch": batch,
+        "reps": reps,
+        "timing": f"median of {reps} interleaved predict_on_batch calls after 2 warm-up calls",
+        "gmacs_per_clip": {n: round(count_macs(m) / 1e9, 3) for n, m in models.items()},
+        "batch_s": {name: round(t, 6) for name, t in median.items()},
+        "times_s": {name: [round(t, 6) for t in ts] for name, ts in times.items()},
+        "clips_per_s": {name: round(batch / t, 2) for name, t in median.items()},
+        "ratio_to_video": {name: round(r, 3) for name, r in ratio.items()},
+        "target": dict(FUSED_TARGETS),
+        "meets_target": {name: bool(ratio[name] <= FUSED_TARGETS[name]) for name in ratio},
+    }
+
+
 def child_main(spec: dict) -> dict:
-    """Run inside a child process: machine info, peak, and the requested backbone benchmarks."""
+    """Run inside a child process: machine info, peak, and the requested backbone and fused-model
+    benchmarks (each job a ``bench_backbone`` or, with ``"kind": "fused"``, a ``bench_fused``
+    keyword dict)."""
     from vsfusion.runtime import machine_info
 
     peak = peak_gflops()
-    results = {"peak_gflops": peak["peak"], "matmul_gflops": peak, "runs": []}
+    results = {"peak_gflops": peak["peak"], "matmul_gflops": peak, "runs": [], "fused": []}
     for job in spec["jobs"]:
-        results["runs"].append(bench_backbone(**job))
-        print(json.dumps(results["runs"][-1]), file=sys.stderr, flush=True)
+        job = dict(job)
+        if job.pop("kind", "backbone") == "fused":
+            results["fused"].append(bench_fused(**job))
+            print(json.dumps(results["fused"][-1]["ratio_to_video"]), file=sys.stderr, flush=True)
+        else:
+            results["runs"].append(bench_backbone(**job))
+            print(json.dumps(results["runs"][-1]), file=sys.stderr, flush=True)
     results["machine"] = machine_info()
     return results
 
@@ -238,6 +384,32 @@ def _with_peak(runs: list[dict], peak: float) -> list[dict]:
     return runs
 
 
+def _fused_markdown(fused: list[dict]) -> list[str]:
+    """The fused-model comparison as Markdown: a sentence and one table over every clip size."""
+    if not fused:
+        return []
+    first = fused[0]
+    lines = [
+        "",
+        f"Fused model of the fusion stage at test time against one video classifier pass "
+        f"({first['backbone']}, batch {first['batch']}, {first['timing']}; random weights):",
+        "",
+        "| model | clip | GMACs/clip | clips/s | time / video pass | target | met |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for f in fused:
+        clip = "x".join(str(d) for d in f["clip"][:3])
+        for name, label in FUSED_LABELS.items():
+            ratio = f["ratio_to_video"].get(name, 1.0)
+            target = f["target"].get(name)
+            met = "-" if target is None else ("yes" if f["meets_target"][name] else "**no**")
+            lines.append(
+                f"| {label} | {clip} | {f['gmacs_per_clip'][name]} | {f['clips_per_s'][name]} | "
+                f"{ratio:.2f}x | {'-' if target is None else f'<= {target}x'} | {met} |"
+            )
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The results as Markdown tables (what the README quotes)."""
     m = results["machine"]
@@ -247,10 +419,14 @@ def markdown(results: dict) -> str:
         + f"; oneDNN {'on' if m.get('onednn') else 'off'}; "
         f"peak float32 matmul {results['peak_gflops']} GFLOP/s (NumPy "
         f"{results['matmul_gflops']['numpy']}, Keras backend {results['matmul_gflops']['keras']}).",
-        "",
-        "| backbone | clip | GMACs/clip | forward clips/s | train clips/s | train GFLOP/s | of peak |",
-        "|---|---|---:|---:|---:|---:|---:|",
     ]
+    if results["backbones"]:
+        lines += [
+            "",
+            "| backbone | clip | GMACs/clip | forward clips/s | train clips/s | train GFLOP/s "
+            "| of peak |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
     for r in results["backbones"]:
         clip = "x".join(str(d) for d in r["clip"][:3])
         lines.append(
@@ -267,6 +443,7 @@ def markdown(results: dict) -> str:
             f"VNNI), {od['step_s_onednn_on']} s on (this toolkit's default): "
             f"{od['speedup']}x faster.",
         ]
+    lines += _fused_markdown(results.get("fused", []))
     ratios = results.get("light_vs_i3d")
     if ratios:
         lines += ["", "Training clips/s relative to I3D at the same clip:"]
@@ -297,13 +474,20 @@ def main(argv: list[str] | None = None) -> int:
         "--videos", type=int, default=48, help="synthetic clips (spawn start-up needs ~30)"
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per backbone measurement")
     # x3d_s is x3d_xs's network (the two differ only in the published clip), so at one clip size
     # it costs exactly the same; pass --backbones to time it anyway
     parser.add_argument("--backbones", default="i3d,x3d_xs,r2plus1d_18")
-    parser.add_argument("--sizes", default="56,112", help="crop sizes (16 frames each)")
+    parser.add_argument("--sizes", default="56,112", help="crop sizes of the model measurements")
+    parser.add_argument("--frames", type=int, default=16, help="frames per clip (models, loader)")
+    parser.add_argument(
+        "--fused_backbone", default="i3d", help="video backbone of the fused-model comparison"
+    )
+    parser.add_argument(
+        "--reps", type=int, default=15, help="timed calls per model, fused comparison (median)"
+    )
     parser.add_argument("--imitate", choices=("avx2",), default=None)
-    parser.add_argument("--skip", default="", help="comma-separated: prep, loader, onednn")
+    parser.add_argument("--skip", default="", help=f"comma-separated: {', '.join(SKIPS)}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -312,16 +496,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     skip = {s for s in args.skip.split(",") if s}
+    if skip - set(SKIPS):
+        parser.error(f"--skip takes {', '.join(SKIPS)}; got {', '.join(sorted(skip - set(SKIPS)))}")
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
     env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
     if args.imitate == "avx2":
         env.update(ONEDNN_MAX_CPU_ISA="AVX2", OPENBLAS_CORETYPE="Haswell")
-    jobs = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        for name in args.backbones.split(","):
-            batch = 8 if size <= 64 else 4
-            jobs.append(
-                dict(name=name, frames=16, size=size, batch=batch, steps=args.steps, train=True)
-            )
+    sizes = [int(s) for s in args.sizes.split(",")]
+    jobs: list[dict] = []
+    if "backbones" not in skip:
+        base = dict(frames=args.frames, steps=args.steps, train=True)
+        jobs += [
+            base | dict(name=name, size=size, batch=8 if size <= 64 else 4)
+            for size in sizes
+            for name in args.backbones.split(",")
+        ]
+    if "fused" not in skip:
+        fused = dict(kind="fused", backbone=args.fused_backbone, frames=args.frames, batch=8)
+        jobs += [fused | {"size": size, "reps": args.reps} for size in sizes]
     child = run_child(jobs, {**env, "TF_ENABLE_ONEDNN_OPTS": "1"})
     results: dict = {
         "python": platform.python_version(),
@@ -331,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_gflops": child["matmul_gflops"],
         "backbones": _with_peak(child["runs"], child["peak_gflops"]),
     }
+    if child["fused"]:
+        results["fused"] = child["fused"]
     i3d = {tuple(r["clip"]): r for r in results["backbones"] if r["backbone"] == "i3d"}
     results["light_vs_i3d"] = {
         f"{r['backbone']} at {'x'.join(map(str, r['clip'][:3]))}": round(
@@ -359,8 +554,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "loader" not in skip:
         results["loader"] = []
-        for size in (int(s) for s in args.sizes.split(",")):
-            entry = bench_loader(16, size, batch_size=8 if size <= 64 else 4)
+        for size in sizes:
+            entry = bench_loader(args.frames, size, batch_size=8 if size <= 64 else 4)
             rates = [r["train_clips_per_s"] for r in results["backbones"] if r["clip"][1] == size]
             if rates:
                 entry["times_fastest_train_step"] = round(

@@ -1,6 +1,7 @@
 """``make bench``: one small run of the benchmark script writes consistent JSON and Markdown."""
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -42,3 +43,51 @@ def test_bench_reports_rates_and_efficiency(tmp_path):
     assert results["loader"][0]["loader_clips_per_s"] > 0
     md = out.with_suffix(".md").read_text()
     assert "imitating AVX2" in md and "| r2plus1d_18 | 16x32x32 |" in md
+
+
+def test_bench_fused_model_against_one_video_pass(tmp_path):
+    """``--skip`` everything but the fused comparison: three timings of one run, and the ratios."""
+    out = tmp_path / "fused.json"
+    argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "2"]
+    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader"]) == 0
+    results = json.loads(out.read_text())
+    assert results["backbones"] == [] and results["light_vs_i3d"] == {}
+    assert not {"onednn_speedup", "preparation", "loader"} & set(results)
+    [fused] = results["fused"]
+    assert fused["backbone"] == "i3d" and fused["clip"] == [8, 32, 32, 3]
+    assert fused["batch"] == 8 and fused["reps"] == 2
+    models = ("video", "fused_shared", "fused_own")
+    for name in models:
+        times = fused["times_s"][name]
+        assert len(times) == 2 and min(times) > 0
+        assert fused["batch_s"][name] == pytest.approx(statistics.median(times), abs=2e-6)
+        assert fused["clips_per_s"][name] == pytest.approx(8 / fused["batch_s"][name], rel=0.01)
+    # both ratios come from this run's medians, the same calls as the video classifier's time
+    assert set(fused["ratio_to_video"]) == {"fused_shared", "fused_own"}
+    for name, ratio in fused["ratio_to_video"].items():
+        assert ratio > 0
+        assert ratio == pytest.approx(fused["batch_s"][name] / fused["batch_s"]["video"], abs=2e-3)
+        assert fused["meets_target"][name] == (ratio <= fused["target"][name])
+    assert fused["target"] == {"fused_shared": 1.2, "fused_own": 2.1}
+    # a shared trunk adds only the two small heads; an own trunk doubles the trunk's compute
+    gmacs = fused["gmacs_per_clip"]
+    assert gmacs["video"] <= gmacs["fused_shared"] < 1.01 * gmacs["video"]
+    assert gmacs["fused_own"] == pytest.approx(2 * gmacs["video"], rel=0.01)
+    md = out.with_suffix(".md").read_text()
+    assert "| fused, shared trunk | 8x32x32 |" in md and "| fused, own trunk | 8x32x32 |" in md
+    assert "| backbone |" not in md
+
+
+def test_bench_interleaves_the_timed_calls():
+    """Every model is warmed up first; then each round calls all of them, the order rotating."""
+    calls: list[str] = []
+    times = bench._interleaved_times(
+        {name: (lambda name=name: calls.append(name)) for name in "abc"}, reps=3, warmup=1
+    )
+    assert calls == list("abc" + "abc" + "bca" + "cab")
+    assert {name: len(t) for name, t in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_bench_rejects_an_unknown_skip(tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path / "r.json"), "--skip", "fusion"])
