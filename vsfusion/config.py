@@ -289,6 +289,30 @@ class GeneratorConfig(StageConfig):
     norm_weight: float = _f(0.1, "weight of the per-sample norm matching loss")
     ce_weight: float = _f(0.5, "weight of the cross-entropy of the frozen sensor head")
     huber_delta: float = _f(1.0, "Huber delta")
+    method: str = _f(
+        "regress",
+        "regress (a head regresses the sensor embedding from the --trunk's video embedding), "
+        "privileged (a video network trained on labels with an auxiliary head that regresses the "
+        "sensor embedding and matches the sensor head's tempered predictions; --trunk scratch or "
+        "finetune), cmc (a copy of the video trunk first aligned with the sensor embedding by "
+        "cross-modal InfoNCE, then frozen under a regress head)",
+        choices=("regress", "privileged", "cmc"),
+    )
+    control: bool = _f(
+        True,
+        "also train the matching control without any sensor target (another seed): a head of the "
+        "generator's size on the same frozen embedding (shared trunk, video_head_control) or a "
+        "second video network of the same architecture and budget (own trunk, video_ensemble)",
+    )
+    kd_temperature: float = _f(4.0, "privileged: temperature of the sensor head's soft targets")
+    kd_weight: float = _f(
+        1.0, "privileged: weight of the soft-target cross-entropy (multiplied by temperature^2)"
+    )
+    cmc_temperature: float = _f(0.1, "cmc: temperature of the cross-modal InfoNCE logits")
+    cmc_dim: int = _f(128, "cmc: width of the shared projection space")
+    cmc_ce_weight: float = _f(
+        1.0, "cmc: weight of the label cross-entropy beside InfoNCE while aligning the trunk"
+    )
     epoch: int = _f(60, "maximum number of training epochs")
     patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
     batch_size: int = _f(16, "batch size")
@@ -303,8 +327,17 @@ class FusionConfig(StageConfig):
     model_path: str | None = _f(None, "generator run directory; default: latest generator run")
     out: str | None = _f(None, "also write results.json / results.md here")
     mlp_hidden: int = _f(256, "hidden units of the learned fusion MLP")
-    mlp_epochs: int = _f(200, "maximum epochs of the learned fusion MLP")
+    mlp_epochs: int = _f(
+        200,
+        "epochs of the learned fusion MLP's held-out curves (its epoch count is chosen on them)",
+    )
     batch_size: int = _f(16, "batch size for feature extraction")
+    oof: str | None = _f(
+        None,
+        "comma-separated generator runs, each trained with some training subjects held out as its "
+        "test split (reproduce.py --oof_folds makes them): their out-of-fold predictions are pooled "
+        "with validation to choose the fusion; default: validation only",
+    )
 
     stage: typing.ClassVar[str] = "fusion"
 
@@ -333,6 +366,21 @@ class ReproduceConfig(StageConfig):
         "refit the sensor and video classifiers on training + validation subjects for the epochs "
         "chosen on validation; default: on when neither the generator nor the fusion stage is run "
         "(they need validation predictions the classifiers have not seen)",
+    )
+    method: str | None = _f(
+        None,
+        "generator method (regress, privileged, cmc; see training_generator.py); default the "
+        "preset's (regress)",
+    )
+    trunk: str | None = _f(
+        None, "generator trunk (shared, finetune, scratch); default the method's preset"
+    )
+    oof_folds: int | None = _f(
+        None,
+        "fusion selection on out-of-fold predictions: train sensor, video and generator this many "
+        "more times, each with a group of training subjects held out (in <out>/folds/), and pool "
+        "their predictions on the held-out subjects with validation; 0: validation only; default "
+        "the preset's (2)",
     )
 
     stage: typing.ClassVar[str] = "reproduce"

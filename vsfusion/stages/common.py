@@ -489,9 +489,10 @@ def fit_with_selection(
     *,
     monitor: str = "val_accuracy",
     mode: str = "max",
+    history_file: str = "history.csv",
     **fit_kwargs: Any,
 ) -> dict[str, Any]:
-    """Fit ``model`` on ``train``, select the epoch on ``val`` and write ``history.csv``.
+    """Fit ``model`` on ``train``, select the epoch on ``val`` and write ``history_file``.
 
     The test split is never seen here. Returns ``{"best_epoch", monitor, "epochs_run"}``.
     """
@@ -515,7 +516,7 @@ def fit_with_selection(
         writer = csv.DictWriter(buf, fieldnames=list(best.history[0]))
         writer.writeheader()
         writer.writerows(best.history)
-        atomic_write_text(run.path / "history.csv", buf.getvalue())
+        atomic_write_text(run.path / history_file, buf.getvalue())
     logger.info("best epoch %d: %s = %.4f", best.best_epoch, monitor, best.best or float("nan"))
     return {"best_epoch": best.best_epoch, monitor: best.best, "epochs_run": len(best.history)}
 
