@@ -1,18 +1,33 @@
 """Stage 3: late fusion of the video stream with the self-learned (generated) sensor stream.
 
-Only video is needed on the test split. Every choice that could be tuned is made on the validation
-split: the weight of the weighted rule, the early stopping of the learned fusion MLP (trained on the
-training split's embeddings), and which fusion rule is "best" for the McNemar test against
-video-only. When the test split also has real sensors, the sensor-only stream and the real-sensor
-("oracle") fusion, weighted with its own validation-chosen weight, are reported as well.
+Only video is needed on the test split. Nothing is chosen on the test split: every fusion rule's
+parameter (the weighted rule's weight, the learned MLP's epochs) and which rule is "best" are
+chosen by :func:`vsfusion.fusion.select_fusion` on a pool of predictions that no stream was fitted
+on. With ``--oof`` (generator runs that held one group of the training subjects out as their test
+split; ``reproduce.py`` makes them with ``--oof_folds``) the pool is their out-of-fold predictions
+on the training subjects pooled with the validation split; without, the validation split alone.
+
+Every results table carries the control that matches the generator:
+
+* ``video_head_control`` (shared trunk): a head of the generator's size trained with plain
+  cross-entropy on the same frozen video embedding, no sensor;
+* ``video_ensemble`` (the generator has its own trunk): a second video network of the same
+  architecture and budget, another seed, no sensor.
+
+The control is reported alone and fused with ``video`` by the same selection
+(``*_fusion``), and the best fusion is compared (exact McNemar) with ``video`` and with the
+control's fusion. When the test split has real sensors, ``sensor`` and ``oracle_fusion`` (video +
+real sensor, selected the same way) complete the missing-modality matrix.
 
 With a shared trunk the deployable ``fused.keras`` costs one video-trunk pass for both streams.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +36,8 @@ import numpy as np
 
 from vsfusion.config import FusionConfig
 from vsfusion.data import Manifest
+from vsfusion.data.io import atomic_save_npz
+from vsfusion.data.splits import parse_subject_splits
 from vsfusion.evaluation.metrics import (
     classification_summary,
     confusion,
@@ -30,10 +47,19 @@ from vsfusion.evaluation.metrics import (
 from vsfusion.evaluation.report import (
     build_results,
     plot_confusion,
+    plot_embedding_tsne,
+    plot_per_class_delta,
     write_per_class_report,
     write_results,
 )
-from vsfusion.fusion import FUSION_RULES, choose_fusion_weight, fit_fusion_mlp, fuse_weighted
+from vsfusion.fusion import (
+    RULE_ORDER,
+    SENSOR_INPUT,
+    VIDEO_INPUT,
+    FusionSelection,
+    apply_fusion,
+    select_fusion,
+)
 from vsfusion.models import call_on_inputs, model_inputs_like, split_classifier
 from vsfusion.stages.classifiers import make_loader
 from vsfusion.stages.common import (
@@ -45,11 +71,12 @@ from vsfusion.stages.common import (
     read_run_config,
     require_modality,
     resolve_run,
+    rows_with,
     save_model,
     seed_everything,
 )
 
-__all__ = ["run_fusion", "build_fused_model"]
+__all__ = ["run_fusion", "build_fused_model", "GeneratorBundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,127 +110,319 @@ def build_fused_model(
     return keras.Model(inputs, outputs, name="fused")
 
 
-def _video_streams(
-    fused: keras.Model, rows: Any, manifest: Manifest, cfg: FusionConfig, video_kw: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    loader = make_loader(rows, manifest, "video", cfg, train=False, **video_kw)
-    out = dict(predict_arrays(fused, loader))
-    out["labels"] = np.asarray(loader.labels)
-    return out
+def _control_kind(info: dict[str, Any]) -> str | None:
+    control = info.get("control")
+    return control.get("kind") if isinstance(control, dict) else None
+
+
+@dataclasses.dataclass
+class GeneratorBundle:
+    """A finished generator run with everything needed to compute its streams on any split."""
+
+    run: Path
+    info: dict[str, Any]
+    config: dict[str, Any]
+    fused: keras.Model
+    evaluation: keras.Model  # fused outputs plus the control's, one pass per trunk
+    sensor_trunk: keras.Model
+    sensor_head: keras.Model
+    sensor_steps: int | None
+    classes: list[str]
+
+    @property
+    def control(self) -> str | None:
+        """``"video_head_control"``, ``"video_ensemble"`` or None (trained without control)."""
+        return _control_kind(self.info)
+
+    @classmethod
+    def load(cls, run: Path) -> GeneratorBundle:
+        info = json.loads((run / "metrics.json").read_text())
+        if not info.get("video_run"):
+            raise StageError(
+                f"{run} was trained without a video run; fusion needs the video classifier"
+            )
+        sensor_run, video_run = Path(info["sensor_run"]), Path(info["video_run"])
+        for what, path in (("sensor", sensor_run), ("video", video_run)):
+            if not (path / "best.keras").is_file():
+                raise StageError(
+                    f"generator run {run} needs the {what} run {path}, which is missing; "
+                    f"re-run the {what} stage and the generator"
+                )
+        classes = json.loads((video_run / "metrics.json").read_text()).get("classes")
+        sensor_classes = json.loads((sensor_run / "metrics.json").read_text()).get("classes")
+        if classes and sensor_classes and list(classes) != list(sensor_classes):
+            raise StageError(
+                f"video run {video_run} and sensor run {sensor_run} of generator run {run} "
+                "have different class lists; retrain them on the same dataset"
+            )
+        _, sensor_head = split_classifier(load_model(sensor_run / "best.keras"))
+        sensor_trunk, _ = split_classifier(load_model(sensor_run / "best.keras"))
+        own_trunk = (run / "generator_trunk.keras").is_file()
+        fused = build_fused_model(
+            load_model(video_run / "best.keras"),
+            load_model(run / "generator_head.keras"),
+            sensor_head,
+            load_model(run / "generator_trunk.keras") if own_trunk else None,
+        )
+        evaluation = fused
+        if _control_kind(info):
+            head = load_model(run / "control_head.keras")
+            trunk = (
+                load_model(run / "control_trunk.keras")
+                if (run / "control_trunk.keras").is_file()
+                else None
+            )
+            inputs = model_inputs_like(fused)
+            out = dict(fused(inputs))
+            h = out["video_embedding"] if trunk is None else call_on_inputs(trunk, inputs)
+            c = head(h)
+            out["control_probs"], out["control_embedding"] = c["probs"], c["embedding"]
+            evaluation = keras.Model(inputs, out, name="fused_with_control")
+        return cls(
+            run=run,
+            info=info,
+            config=read_run_config(run),
+            fused=fused,
+            evaluation=evaluation,
+            sensor_trunk=sensor_trunk,
+            sensor_head=sensor_head,
+            sensor_steps=read_run_config(sensor_run).get("sensor_steps"),
+            classes=list(classes or []),
+        )
+
+    def streams(
+        self, rows: Any, manifest: Manifest, cfg: FusionConfig, with_sensor: bool
+    ) -> dict[str, np.ndarray]:
+        """Every stream's probabilities and embeddings on ``rows`` (plus labels and subjects)."""
+        video_kw = {
+            "num_frames": self.info["num_frames"],
+            "crop_size": self.info["crop_size"],
+            "frame_size": self.info.get("frame_size"),
+        }
+        loader = make_loader(rows, manifest, "video", cfg, train=False, **video_kw)
+        out = {k: np.asarray(v) for k, v in predict_arrays(self.evaluation, loader).items()}
+        out["labels"] = np.asarray(loader.labels)
+        out["groups"] = rows["subject"].astype(str).to_numpy()
+        if with_sensor:
+            sensor = make_loader(
+                rows, manifest, "sensor", cfg, train=False, sensor_steps=self.sensor_steps
+            )
+            emb = np.asarray(predict_arrays(self.sensor_trunk, sensor))
+            out["sensor_embedding"] = emb
+            out["sensor_probs"] = keras.ops.convert_to_numpy(self.sensor_head(emb))
+            if not np.array_equal(np.asarray(sensor.labels), out["labels"]):
+                raise StageError("video and sensor loaders disagree on the sample order")
+        return out
 
 
 def _has_all(rows: Any, modality: str) -> bool:
-    return (
-        modality in rows.columns
-        and bool((rows[modality].astype(str) != "").all())
-        and len(rows) > 0
+    return len(rows) > 0 and len(rows_with(rows, modality)) == len(rows)
+
+
+def _subjects(rows: Any) -> list[str]:
+    return sorted(set(rows["subject"].astype(str)))
+
+
+def _load_folds(
+    cfg: FusionConfig, main: GeneratorBundle, train_subjects: list[str]
+) -> list[tuple[GeneratorBundle, FusionConfig]]:
+    """The out-of-fold generator runs of ``--oof``, checked against this run."""
+    if not cfg.oof:
+        return []
+    folds, held = [], set()
+    for text in (p.strip() for p in cfg.oof.split(",")):
+        if not text:
+            continue
+        run = resolve_run(text, cfg, "generator")
+        fold = GeneratorBundle.load(run)
+        fold_cfg = dataclasses.replace(cfg, subjects=fold.config.get("subjects"))
+        if fold.config.get("dataset") != cfg.dataset or not fold_cfg.subjects:
+            raise StageError(
+                f"--oof run {run} is not a fold of {cfg.dataset} (dataset "
+                f"{fold.config.get('dataset')}, subjects {fold_cfg.subjects}); reproduce.py "
+                "--oof_folds makes them"
+            )
+        differs = [
+            k
+            for k in ("method", "trunk", "num_frames", "crop_size")
+            if fold.info.get(k) != main.info.get(k)
+        ]
+        if fold.control != main.control:
+            differs.append("control")
+        if differs:
+            raise StageError(
+                f"--oof run {run} differs from generator run {main.run} in {', '.join(differs)}; "
+                "train the folds with the same generator settings"
+            )
+        folds.append((fold, fold_cfg))
+        out = set(parse_subject_splits(fold_cfg.subjects)["test"])
+        bad = sorted(out - set(train_subjects))
+        if bad or out & held:
+            raise StageError(
+                f"--oof run {run} holds out subject(s) {sorted(out)}; each fold must hold out "
+                f"training subjects of this run ({', '.join(train_subjects)}), none twice"
+            )
+        held |= out
+    return folds
+
+
+def _pool(parts: list[dict[str, np.ndarray]], second: str) -> dict[str, np.ndarray] | None:
+    """The selection pool of video + ``second`` stream, or None if a part lacks that stream."""
+    if not parts or any(f"{second}_probs" not in p for p in parts):
+        return None
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in ("labels", "groups")}
+    cat["video_probs"] = np.concatenate([p["video_probs"] for p in parts])
+    cat["other_probs"] = np.concatenate([p[f"{second}_probs"] for p in parts])
+    cat[VIDEO_INPUT] = np.concatenate([p["video_embedding"] for p in parts])
+    cat[SENSOR_INPUT] = np.concatenate([p[f"{second}_embedding"] for p in parts])
+    return cat
+
+
+def _features(s: dict[str, np.ndarray], second: str) -> dict[str, np.ndarray]:
+    return {VIDEO_INPUT: s["video_embedding"], SENSOR_INPUT: s[f"{second}_embedding"]}
+
+
+def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(p, axis=1) == y))
+
+
+def _save_predictions(path: Path, probs: dict[str, np.ndarray], te: dict[str, np.ndarray]) -> None:
+    """``predictions.npz``: test labels, subjects and every row's probabilities."""
+    atomic_save_npz(
+        path,
+        labels=te["labels"],
+        subjects=te["groups"].astype(str),
+        **{f"probs_{k}": np.asarray(v, dtype=np.float32) for k, v in probs.items()},
     )
 
 
 def run_fusion(cfg: FusionConfig) -> RunDir:
-    """Evaluate every fusion rule on the test split, selecting everything on validation."""
+    """Evaluate every fusion rule on the test split; everything is chosen without the test split."""
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
-    gen_run = resolve_run(cfg.model_path, cfg, "generator")
-    gen_info = json.loads((gen_run / "metrics.json").read_text())
-    sensor_run = Path(gen_info["sensor_run"])
-    video_run = Path(gen_info["video_run"]) if gen_info.get("video_run") else None
-    if video_run is None:
+    main = GeneratorBundle.load(resolve_run(cfg.model_path, cfg, "generator"))
+    if main.classes and main.classes != list(manifest.classes):
         raise StageError(
-            f"{gen_run} was trained without a video run; fusion needs the video classifier"
+            f"generator run {main.run} was trained on other classes than {manifest.name} has "
+            f"({len(main.classes)} vs {len(manifest.classes)}); use runs of this dataset"
         )
-    sensor_model = load_model(sensor_run / "best.keras")
-    _, sensor_head = split_classifier(sensor_model)
-    generator_trunk = (
-        None if gen_info["trunk"] == "shared" else load_model(gen_run / "generator_trunk.keras")
-    )
-    fused = build_fused_model(
-        load_model(video_run / "best.keras"),
-        load_model(gen_run / "generator_head.keras"),
-        sensor_head,
-        generator_trunk,
-    )
-    sensor_steps = read_run_config(sensor_run).get("sensor_steps")
-    video_kw = {
-        "num_frames": gen_info["num_frames"],
-        "crop_size": gen_info["crop_size"],
-        "frame_size": gen_info.get("frame_size"),
-    }
-
     train_rows = require_modality(manifest, "train", "video")
     val_rows = require_modality(manifest, "val", "video")
     test_rows = require_modality(manifest, "test", "video")
-    val_has_sensor = _has_all(val_rows, "sensor")
-    test_has_sensor = _has_all(test_rows, "sensor") and val_has_sensor
+    folds = _load_folds(cfg, main, _subjects(train_rows))
     run = RunDir.create(cfg)
-    save_model(fused, run.path, "fused")
+    save_model(main.fused, run.path, "fused")
 
-    def streams(rows: Any, with_sensor: bool) -> dict[str, np.ndarray]:
-        s = _video_streams(fused, rows, manifest, cfg, video_kw)
-        if with_sensor:
-            s["sensor_probs"] = _sensor_probs(sensor_model, rows, manifest, cfg, sensor_steps)
-        return s
-
-    tr = streams(train_rows, False)
-    va = streams(val_rows, val_has_sensor)
-    te = streams(test_rows, test_has_sensor)
-
-    # --- every choice below looks at validation (or training) data only ---
-    weight = choose_fusion_weight(va["video_probs"], va["generated_probs"], va["labels"])
-    mlp = fit_fusion_mlp(
-        {"video_embedding": tr["video_embedding"], "sensor_embedding": tr["generated_embedding"]},
-        tr["labels"],
-        {"video_embedding": va["video_embedding"], "sensor_embedding": va["generated_embedding"]},
-        va["labels"],
-        num_classes=len(manifest.classes),
-        hidden=cfg.mlp_hidden,
-        epochs=cfg.mlp_epochs,
-        seed=cfg.seed,
-    )
-    save_model(mlp, run.path, "fusion_mlp")
-
-    def fused_probs(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        p_v, p_g = s["video_probs"], s["generated_probs"]
-        out = {"video": p_v, "generated_sensor": p_g}
-        for rule, fn in FUSION_RULES.items():
-            out[f"fusion_{rule}"] = fn(p_v, p_g)
-        out["fusion_weighted"] = fuse_weighted(p_v, p_g, weight)
-        feats = {
-            "video_embedding": s["video_embedding"],
-            "sensor_embedding": s["generated_embedding"],
-        }
-        out["fusion_learned"] = keras.ops.convert_to_numpy(mlp(feats, training=False))
-        return out
-
-    val_probs, test_probs = fused_probs(va), fused_probs(te)
-    oracle_weight = None
-    if test_has_sensor:
-        oracle_weight = choose_fusion_weight(va["video_probs"], va["sensor_probs"], va["labels"])
-        test_probs["sensor"] = te["sensor_probs"]
-        test_probs["oracle_fusion"] = fuse_weighted(
-            te["video_probs"], te["sensor_probs"], oracle_weight
+    # --- streams; the pool (out-of-fold + validation) is all that selection looks at ---
+    val_has_sensor = _has_all(val_rows, "sensor")
+    va = main.streams(val_rows, manifest, cfg, val_has_sensor)
+    oof = []
+    for fold, fold_cfg in folds:
+        fold_manifest = load_manifest(fold_cfg)
+        rows = require_modality(fold_manifest, "test", "video")
+        oof.append(
+            fold.streams(rows, fold_manifest, fold_cfg, val_has_sensor and _has_all(rows, "sensor"))
         )
-        val_probs["oracle_fusion"] = fuse_weighted(
-            va["video_probs"], va["sensor_probs"], oracle_weight
+    te = main.streams(test_rows, manifest, cfg, _has_all(test_rows, "sensor") and val_has_sensor)
+    parts = [*oof, va]
+    n_groups = len({g for p in parts for g in p["groups"]})
+    tr = main.streams(train_rows, manifest, cfg, False) if n_groups < 2 else None
+    selections: dict[str, FusionSelection] = {}
+    for second in ("generated", "control", "sensor"):
+        pool = _pool(parts, second)
+        if pool is None or f"{second}_probs" not in te:
+            continue
+        train_kw = {}
+        if tr is not None:
+            if second == "sensor":  # the oracle's learned rule needs training embeddings
+                tr.update(main.streams(train_rows, manifest, cfg, True))
+            train_kw = {"train_features": _features(tr, second), "y_train": tr["labels"]}
+        selections[second] = select_fusion(
+            pool,
+            num_classes=len(manifest.classes),
+            max_epochs=cfg.mlp_epochs,
+            hidden=cfg.mlp_hidden,
+            seed=cfg.seed,
+            **train_kw,
         )
-
-    fusion_keys = [k for k in val_probs if k.startswith("fusion_")]
-    val_acc = {k: float(np.mean(np.argmax(val_probs[k], 1) == va["labels"])) for k in fusion_keys}
-    best = max(fusion_keys, key=lambda k: (val_acc[k], -fusion_keys.index(k)))
+    gen_sel = selections["generated"]
+    save_model(gen_sel.mlp, run.path, "fusion_mlp")
 
     # --- test evaluation (reporting only) ---
-    classes, y_test = manifest.classes, te["labels"]
-    summaries = {k: classification_summary(y_test, p, classes) for k, p in test_probs.items()}
-    preds = {k: np.argmax(p, axis=1) for k, p in test_probs.items()}
-    mc = mcnemar_exact(y_test, preds[best], preds["video"])
-    for key in ("video", best):
+    y = te["labels"]
+    probs: dict[str, np.ndarray] = {
+        "video": te["video_probs"],
+        "generated_sensor": te["generated_probs"],
+    }
+    fused = apply_fusion(
+        gen_sel, te["video_probs"], te["generated_probs"], _features(te, "generated")
+    )
+    for rule in RULE_ORDER:
+        probs[f"fusion_{rule}"] = fused[rule]
+    probs["fusion_best"] = fused["best"]
+    control = main.control
+    if control and "control" in selections:
+        probs[control] = te["control_probs"]
+        probs[f"{control}_fusion"] = apply_fusion(
+            selections["control"], te["video_probs"], te["control_probs"], _features(te, "control")
+        )["best"]
+    if "sensor" in selections:
+        probs["sensor"] = te["sensor_probs"]
+        probs["oracle_fusion"] = apply_fusion(
+            selections["sensor"], te["video_probs"], te["sensor_probs"], _features(te, "sensor")
+        )["best"]
+    classes = manifest.classes
+    summaries = {k: classification_summary(y, p, classes) for k, p in probs.items()}
+    preds = {k: np.argmax(p, axis=1) for k, p in probs.items()}
+    tests = [("fusion_best", "video")]
+    if control and f"{control}_fusion" in preds:
+        tests.append(("fusion_best", f"{control}_fusion"))
+    mcnemar = [
+        {"pair": list(pair), **mcnemar_exact(y, preds[pair[0]], preds[pair[1]])} for pair in tests
+    ]
+    for key in ("video", "fusion_best"):
         write_per_class_report(
-            per_class_report(y_test, preds[key], classes), run.path / f"per_class_{key}.csv"
+            per_class_report(y, preds[key], classes), run.path / f"per_class_{key}.csv"
         )
-        cm = confusion(y_test, preds[key], len(classes))
         plot_confusion(
-            cm, classes, run.path / f"confusion_{key}.png", title=f"{manifest.name}: {key}"
+            confusion(y, preds[key], len(classes)),
+            classes,
+            run.path / f"confusion_{key}.png",
+            title=f"{manifest.name}: {key}",
         )
+    figures = {
+        "Per-class change in accuracy, video to fusion_best": plot_per_class_delta(
+            y, preds["video"], preds["fusion_best"], classes, run.path / "per_class_delta.png"
+        ).name
+    }
+    if "sensor_embedding" in te:
+        figures["t-SNE of real and generated sensor embeddings (test split)"] = plot_embedding_tsne(
+            te["sensor_embedding"],
+            te["generated_embedding"],
+            y,
+            classes,
+            run.path / "tsne_sensor_embeddings.png",
+            seed=cfg.seed,
+        ).name
+    _save_predictions(run.path / "predictions.npz", probs, te)
+
+    matrix: dict[str, dict[str, Any]] = {"video only": {"stream": "video", "rule": None}}
+    if "sensor" in probs:
+        matrix["sensor only"] = {"stream": "sensor", "rule": None}
+        matrix["video + real sensor"] = {
+            "stream": "oracle_fusion",
+            "rule": selections["sensor"].describe(),
+        }
+    matrix["video + generated sensor"] = {"stream": "fusion_best", "rule": gen_sel.describe()}
+    fold_info = [
+        {
+            "run": str(fold.run.resolve()),
+            "subjects": fold_cfg.subjects,
+            "held_out": sorted(set(part["groups"])),
+            "n": int(len(part["labels"])),
+        }
+        for (fold, fold_cfg), part in zip(folds, oof, strict=True)
+    ]
     results = build_results(
         dataset=manifest.name,
         n_train=len(train_rows),
@@ -212,40 +431,60 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
         seed=cfg.seed,
         accuracy={k: s["top1"] for k, s in summaries.items()},
         macro_f1={k: s["macro_f1"] for k, s in summaries.items()},
-        mcnemar_p=mc["p_value"],
+        mcnemar_p=mcnemar[0]["p_value"],
         extra={
             "top5": {k: s["top5"] for k, s in summaries.items()},
-            "best_fusion": best,
-            "best_fusion_selected_on": "validation accuracy",
-            "val_accuracy": val_acc,
-            "fusion_weight": weight,
-            "oracle_fusion_weight": oracle_weight,
-            "mcnemar": mc,
-            "mcnemar_pair": [best, "video"],
-            "generator_trunk": gen_info["trunk"],
+            "best_fusion": f"fusion_{gen_sel.best}",
+            "best_fusion_rule": gen_sel.describe(),
+            "generator_method": main.info.get("method", "regress"),
+            "generator_trunk": main.info["trunk"],
+            "control": control,
+            "mcnemar_pair": ["fusion_best", "video"],
+            "mcnemar_tests": mcnemar,
+            "missing_modality": matrix,
+            "selection": {
+                "pool": gen_sel.pool,
+                "pool_groups": gen_sel.groups,
+                "folds": fold_info,
+                **{name: sel.summary() for name, sel in selections.items()},
+            },
+            "figures": figures,
         },
     )
     write_results(run.path, results)
     if cfg.out:
-        write_results(cfg.out, results)
-    run.finish({"results": results, "generator_run": str(gen_run.resolve())})
+        write_results(cfg.out, relocate_figures(results, run.final, Path(cfg.out)))
+    run.finish({"results": results, "generator_run": str(main.run.resolve())})
     logger.info(
-        "test accuracy: video %.3f, generated sensor %.3f, best fusion (%s) %.3f, McNemar p = %.3g",
+        "test accuracy: video %.3f, generated sensor %.3f, fusion_best (%s) %.3f, %s; McNemar "
+        "p = %.3g vs video%s",
         results["accuracy"]["video"],
         results["accuracy"]["generated_sensor"],
-        best,
-        results["accuracy"][best],
-        mc["p_value"],
+        gen_sel.describe(),
+        results["accuracy"]["fusion_best"],
+        f"control {control} fused {results['accuracy'].get(f'{control}_fusion')}"
+        if control
+        else "no control",
+        mcnemar[0]["p_value"],
+        f", {mcnemar[1]['p_value']:.3g} vs the control's fusion" if len(mcnemar) > 1 else "",
     )
     return run
 
 
-def _sensor_probs(
-    sensor_model: keras.Model,
-    rows: Any,
-    manifest: Manifest,
-    cfg: FusionConfig,
-    sensor_steps: int | None,
-) -> np.ndarray:
-    loader = make_loader(rows, manifest, "sensor", cfg, train=False, sensor_steps=sensor_steps)
-    return np.asarray(predict_arrays(sensor_model, loader))
+def relocate_figures(results: dict[str, Any], run_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """``results`` with its figure links made relative to ``out_dir`` (where results.md goes)."""
+    figures = (results.get("extra") or {}).get("figures")
+    if not figures:
+        return results
+    moved = {t: os.path.relpath(run_dir / f, out_dir) for t, f in figures.items()}
+    return {**results, "extra": {**results["extra"], "figures": moved}}
+
+
+def load_predictions(run: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The test labels and per-row probabilities a fusion run saved in ``predictions.npz``."""
+    path = Path(run) / "predictions.npz"
+    if not path.is_file():
+        raise StageError(f"{path} is missing; re-run the fusion stage")
+    with np.load(path) as data:
+        probs = {k[len("probs_") :]: data[k] for k in data.files if k.startswith("probs_")}
+        return data["labels"], probs
