@@ -84,8 +84,15 @@ def test_results_json_has_every_stream(pipeline):
     assert set(results["accuracy"]) == STREAMS and set(results["macro_f1"]) == STREAMS
     assert (results["n_train"], results["n_val"], results["n_test"]) == (18, 9, 9)
     deep = {s for s in STREAMS if not s.startswith("baseline_")}
-    for key in deep:  # the tiny test split has real sensors, so every deep stream is measured
-        assert 0.0 <= results["accuracy"][key] <= 1.0
+    # Only generators with their own trunk train the video_ensemble control; this run's generator
+    # shares the video trunk, so those rows may be absent by design.
+    optional = {"video_ensemble", "video_ensemble_fusion"}
+    for key in deep - optional:  # the tiny test split has real sensors: all of these are measured
+        assert results["accuracy"][key] is not None, key
+        assert 0.0 <= results["accuracy"][key] <= 1.0, key
+    for key in optional:
+        value = results["accuracy"][key]
+        assert value is None or 0.0 <= value <= 1.0, key
     for key in STREAMS - deep:  # the baselines stage's rows: merged by reproduce, not by fusion
         assert results["accuracy"][key] is None
     assert 0.0 <= results["mcnemar_p"] <= 1.0

@@ -40,7 +40,16 @@ from vsfusion.evaluation.report import (
 )
 from vsfusion.stages.common import StageError, check_video_trunk
 
-__all__ = ["PRESETS", "STAGE_ORDER", "parse_seeds", "run_reproduce", "stage_configs"]
+__all__ = [
+    "METHOD_PRESETS",
+    "PRESETS",
+    "STAGE_ORDER",
+    "fold_subjects",
+    "oof_folds",
+    "parse_seeds",
+    "run_reproduce",
+    "stage_configs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "video": {"epoch": 12, "patience": 6, "batch_size": 8, "lr": 1e-3},
         "generator": {"epoch": 80, "patience": 20, "batch_size": 32, "lr": 1e-3},
         "fusion": {"mlp_epochs": 200},
+        "reproduce": {"oof_folds": 2},
     },
     "paper": {
         "sensor": {"epoch": 150, "patience": 30, "batch_size": 16, "lr": 1e-3},
@@ -79,8 +89,18 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "lr": 1e-4,
         },
         "fusion": {"mlp_epochs": 400},
+        "reproduce": {"oof_folds": 2},
     },
 }
+# Generator methods with their own trunk train a whole video network: by default with the video
+# stage's budget (epochs, patience, batch size, learning rate), so that the method and its
+# `video_ensemble` control cost what the video classifier costs.
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    "regress": {},
+    "privileged": {"trunk": "scratch", "budget": "video"},
+    "cmc": {"trunk": "finetune", "budget": "video"},
+}
+_BUDGET = ("epoch", "patience", "batch_size", "lr")
 # Per dataset: clip sizes (caches hold 32 frames at 128 px; the loader samples and crops from them)
 # under "<stage>", and overrides for one preset only under "<stage>@<preset>".
 DATASET_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -189,6 +209,19 @@ def stage_configs(cfg: ReproduceConfig) -> dict[str, StageConfig]:
             values["final_fit"] = final_fit_default(cfg) if cfg.final_fit is None else cfg.final_fit
         if stage == "fusion":
             values["out"] = None
+        if stage == "generator":
+            method = cfg.method or values.get("method") or "regress"
+            if method not in METHOD_PRESETS:
+                raise StageError(
+                    f"unknown --method {method!r}; choose from {', '.join(METHOD_PRESETS)}"
+                )
+            preset = dict(METHOD_PRESETS[method])
+            if preset.pop("budget", None) == "video":
+                video = configs["video"]
+                preset.update({k: getattr(video, k) for k in _BUDGET})
+            values.update({"method": method, **preset})
+            if cfg.trunk:
+                values["trunk"] = cfg.trunk
         names = {f.name for f in dataclasses.fields(cls)}
         configs[stage] = cls(**{k: v for k, v in values.items() if k in names})
     return configs
@@ -242,6 +275,12 @@ def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
     runs: dict[str, Path] = {}
     timings: dict[str, float] = {}
     for stage in stages:
+        if stage == "fusion" and oof_folds(cfg) > 0:
+            start = time.time()
+            folds = _run_folds(cfg, configs)
+            timings["folds"] = round(time.time() - start, 1)
+            if folds:
+                configs["fusion"] = dataclasses.replace(configs["fusion"], oof=",".join(folds))
         sc = configs[stage]
         done = _finished(sc)
         if done is not None:
@@ -261,6 +300,86 @@ def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
     return results
 
 
+def oof_folds(cfg: ReproduceConfig) -> int:
+    """How many out-of-fold runs select the fusion (``--oof_folds``, else the preset's)."""
+    if cfg.oof_folds is not None:
+        return max(0, int(cfg.oof_folds))
+    return int(PRESETS[cfg.preset].get("reproduce", {}).get("oof_folds", 0))
+
+
+def _subject_key(subject: str) -> tuple[float, str]:
+    return (int(subject), subject) if subject.isdigit() else (float("inf"), subject)
+
+
+def fold_subjects(train: list[str], val: list[str], folds: int) -> list[str]:
+    """``--subjects`` specs of the out-of-fold runs: fold k holds out every k-th training subject.
+
+    Example:
+        >>> fold_subjects(["3", "1"], ["5"], 2)
+        ['train=3 val=5 test=1', 'train=1 val=5 test=3']
+    """
+    train = sorted(train, key=_subject_key)
+    k = min(int(folds), len(train))
+    specs = []
+    for i in range(k):
+        held = train[i::k]
+        rest = [s for s in train if s not in held]
+        specs.append(f"train={','.join(rest)} val={','.join(val)} test={','.join(held)}")
+    return specs
+
+
+def _run_folds(cfg: ReproduceConfig, configs: dict[str, StageConfig]) -> list[str]:
+    """Train sensor, video and generator once per fold of the training subjects (each fold's
+    held-out subjects are its test split) and return the fold generator runs."""
+    from vsfusion.stages.common import load_manifest
+
+    samples = load_manifest(configs["fusion"]).samples
+    subjects = {
+        split: sorted(set(samples.loc[samples["split"] == split, "subject"].astype(str)))
+        for split in ("train", "val")
+    }
+    if len(subjects["train"]) < 2:
+        logger.warning(
+            "only %d training subject(s): no out-of-fold runs, the fusion is chosen on validation",
+            len(subjects["train"]),
+        )
+        return []
+    runs = []
+    for k, spec in enumerate(fold_subjects(subjects["train"], subjects["val"], oof_folds(cfg)), 1):
+        logger.info("=== out-of-fold run %d: --subjects %r ===", k, spec)
+        fold = dataclasses.replace(
+            cfg,
+            out=str(Path(cfg.out) / "folds" / f"fold{k}"),
+            subjects=spec,
+            stages="sensor,video,generator",
+            seeds=None,
+            oof_folds=0,
+            final_fit=None,
+        )
+        runs.append(run_reproduce(fold)["extra"]["runs"]["generator"])
+    return runs
+
+
+def _paired_tests(fusion_runs: list[Path]) -> list[dict[str, Any]]:
+    """Exact McNemar on the test predictions pooled over seeds: fusion_best against video and
+    against the control's fusion (when every seed has it)."""
+    from vsfusion.evaluation.metrics import pooled_mcnemar
+    from vsfusion.stages.fusion import load_predictions
+
+    loaded = [load_predictions(run) for run in fusion_runs]
+    pairs = [("fusion_best", "video")]
+    for control in ("video_head_control_fusion", "video_ensemble_fusion"):
+        if all(control in probs for _, probs in loaded):
+            pairs.append(("fusion_best", control))
+    tests = []
+    for a, b in pairs:
+        if not all(a in probs and b in probs for _, probs in loaded):
+            continue
+        groups = [(y, probs[a].argmax(1), probs[b].argmax(1)) for y, probs in loaded]
+        tests.append({"pair": [a, b], **pooled_mcnemar(groups)})
+    return tests
+
+
 def _run_seeds(cfg: ReproduceConfig) -> dict[str, Any]:
     seeds = parse_seeds(cfg.seeds or "")
     parse_stages(cfg.stages)  # fail before the first seed trains anything
@@ -270,7 +389,13 @@ def _run_seeds(cfg: ReproduceConfig) -> dict[str, Any]:
         logger.info("=== seed %d ===", seed)
         sub = dataclasses.replace(cfg, seed=seed, seeds=None, out=str(out / f"seed{seed}"))
         per_seed.append(run_reproduce(sub))
-    aggregate = aggregate_seeds(per_seed)
+    fusion_runs = [
+        Path(r["extra"]["runs"]["fusion"])
+        for r in per_seed
+        if "fusion" in r.get("extra", {}).get("runs", {})
+    ]
+    paired = _paired_tests(fusion_runs) if len(fusion_runs) == len(per_seed) else None
+    aggregate = aggregate_seeds(per_seed, paired_tests=paired)
     aggregate["per_seed"] = {str(s): r["accuracy"] for s, r in zip(seeds, per_seed, strict=True)}
     atomic_write_text(
         out / "results_seeds.json", json.dumps(aggregate, indent=2, default=float) + "\n"
@@ -289,7 +414,10 @@ def _collect(
     baselines = json.loads((baselines_run / "metrics.json").read_text()) if baselines_run else None
     fusion_run = runs.get("fusion") or _finished(configs["fusion"])
     if fusion_run is not None:
+        from vsfusion.stages.fusion import relocate_figures
+
         results = json.loads((fusion_run / "results.json").read_text())
+        results = relocate_figures(results, fusion_run, Path(cfg.out))
         return _merge_baselines(results, baselines) if baselines else results
     accuracy: dict[str, float | None] = {}
     macro_f1: dict[str, float | None] = {}
