@@ -29,6 +29,16 @@ def test_defaults_round_trip_through_yaml(cls, tmp_path):
     assert parse_config(cls, ["--config", str(path)]) == cfg
 
 
+def test_a_runs_own_config_yaml_re_runs_it_and_another_stages_is_refused(tmp_path):
+    cfg = parse_config(FusionConfig, ["--dataset", "demo", "--oof", "a,b", "--seed", "3"])
+    path = tmp_path / "config.yaml"
+    path.write_text(config_to_yaml(cfg))  # as a run writes it, "stage: fusion" first
+    assert parse_config(FusionConfig, ["--config", str(path)]) == cfg
+    assert parse_config(FusionConfig, ["--config", str(path), "--oof", "none"]).oof is None
+    with pytest.raises(SystemExit, match="configuration of a fusion run, not of a sensor run"):
+        parse_config(SensorConfig, ["--config", str(path)])
+
+
 def test_original_flag_names_are_kept():
     cfg = parse_config(VideoConfig, ["--dataset", "demo", "--batch_size", "4", "--epoch", "5"])
     assert (cfg.dataset, cfg.batch_size, cfg.epoch) == ("demo", 4, 5)

@@ -477,6 +477,12 @@ def load_yaml_overrides(cls: type[C], path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise SystemExit(f"error: {path} must hold a mapping of option: value")
+    stage = data.pop("stage", None)  # a run's config.yaml names its stage first
+    if stage is not None and stage != getattr(cls, "stage", stage):
+        raise SystemExit(
+            f"error: {path} is the configuration of a {stage} run, not of a {cls.stage} run; "
+            f"pass a {cls.stage} run's config.yaml"
+        )
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
