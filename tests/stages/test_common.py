@@ -1,10 +1,14 @@
-"""Shared stage helpers: the learning-rate schedule."""
+"""Shared stage helpers: the learning-rate schedule, the optimizer, epoch selection."""
+
+import csv
+from types import SimpleNamespace
 
 import keras
+import numpy as np
 import pytest
 
 from vsfusion.config import SensorConfig, VideoConfig
-from vsfusion.stages.common import StageError, learning_rate
+from vsfusion.stages.common import StageError, fit_with_selection, learning_rate, make_optimizer
 
 
 def test_constant_schedule_is_the_configured_rate():
@@ -28,3 +32,29 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 def test_unknown_schedule_is_a_stage_error():
     with pytest.raises(StageError, match="use constant or cosine"):
         learning_rate(VideoConfig(schedule="step"), steps_per_epoch=4)
+
+
+def test_optimizer_follows_the_config():
+    sgd = make_optimizer(VideoConfig(lr=0.1, optimizer="sgd"), steps_per_epoch=4)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
+    adam = make_optimizer(SensorConfig(lr=2e-3), steps_per_epoch=4)  # no optimizer field: Adam
+    assert isinstance(adam, keras.optimizers.Adam)
+
+
+def test_selection_reports_other_metrics_of_the_chosen_epoch(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, 32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    cfg = SensorConfig(epoch=4, patience=4, verbose=0)
+    run = SimpleNamespace(path=tmp_path)  # fit_with_selection writes run.path / "history.csv"
+    out = fit_with_selection(
+        model, x, (x, y), cfg, run, monitor="val_loss", mode="min", report=("val_accuracy",), y=y
+    )
+    with (tmp_path / "history.csv").open() as handle:
+        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    chosen = next(row for row in history if row["epoch"] == out["best_epoch"])
+    assert out["val_loss"] == pytest.approx(min(row["val_loss"] for row in history))
+    assert out["val_accuracy"] == pytest.approx(chosen["val_accuracy"])
+    assert set(out) == {"best_epoch", "val_loss", "epochs_run", "val_accuracy"}

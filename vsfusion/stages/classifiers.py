@@ -34,9 +34,9 @@ from vsfusion.stages.common import (
     StageError,
     check_video_trunk,
     fit_with_selection,
-    learning_rate,
     load_manifest,
     load_pretrained_trunk,
+    make_optimizer,
     predict_arrays,
     require_modality,
     rows_with,
@@ -105,13 +105,8 @@ def _split_loaders(
 
 
 def _compile(model: keras.Model, cfg: ClassifierConfig, steps_per_epoch: int) -> None:
-    lr = learning_rate(cfg, steps_per_epoch=steps_per_epoch)
-    if getattr(cfg, "optimizer", "adam") == "sgd":
-        optimizer = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    else:
-        optimizer = keras.optimizers.Adam(lr)
     loss, metrics = classification_loss(cfg.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=loss, metrics=metrics)
 
 
 def _train_and_report(

@@ -41,6 +41,7 @@ __all__ = [
     "rows_with",
     "fit_with_selection",
     "learning_rate",
+    "make_optimizer",
     "check_video_trunk",
     "pretrain_run_dir",
     "load_pretrained_trunk",
@@ -444,6 +445,16 @@ def load_pretrained_trunk(model: keras.Model, path: str | os.PathLike) -> dict[s
     return {"pretrain": str(run), "pretrain_kind": "vsfusion", "pretrained_layers": len(dst)}
 
 
+def make_optimizer(cfg: Any, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, or with ``cfg.optimizer == "sgd"`` Nesterov SGD (momentum 0.9), at the stage's
+    :func:`learning_rate`. ``cfg`` needs ``lr`` and ``epoch`` (and optionally ``schedule``,
+    ``warmup_epochs``, ``optimizer``)."""
+    lr = learning_rate(cfg, steps_per_epoch=steps_per_epoch)
+    if getattr(cfg, "optimizer", "adam") == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(lr)
+
+
 def learning_rate(
     cfg: StageConfig, steps_per_epoch: int
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
@@ -490,11 +501,13 @@ def fit_with_selection(
     monitor: str = "val_accuracy",
     mode: str = "max",
     history_file: str = "history.csv",
+    report: tuple[str, ...] = (),
     **fit_kwargs: Any,
 ) -> dict[str, Any]:
     """Fit ``model`` on ``train``, select the epoch on ``val`` and write ``history_file``.
 
-    The test split is never seen here. Returns ``{"best_epoch", monitor, "epochs_run"}``.
+    The test split is never seen here. Returns ``{"best_epoch", monitor, "epochs_run"}`` and, for
+    each logged metric in ``report``, its value at the selected epoch.
     """
     best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
     try:
@@ -518,7 +531,13 @@ def fit_with_selection(
         writer.writerows(best.history)
         atomic_write_text(run.path / history_file, buf.getvalue())
     logger.info("best epoch %d: %s = %.4f", best.best_epoch, monitor, best.best or float("nan"))
-    return {"best_epoch": best.best_epoch, monitor: best.best, "epochs_run": len(best.history)}
+    chosen = next((row for row in best.history if row["epoch"] == best.best_epoch), {})
+    return {
+        "best_epoch": best.best_epoch,
+        monitor: best.best,
+        "epochs_run": len(best.history),
+        **{key: chosen.get(key) for key in report},
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,10 +66,10 @@ from vsfusion.stages.common import (
     StageError,
     check_video_trunk,
     fit_with_selection,
-    learning_rate,
     load_manifest,
     load_model,
     load_pretrained_trunk,
+    make_optimizer,
     predict_arrays,
     read_run_config,
     resolve_run,
@@ -317,16 +317,11 @@ def _video_recipe(video_cfg: dict[str, Any]) -> dict[str, Any]:
 def _optimizer(
     cfg: GeneratorConfig, recipe: dict[str, Any], steps: int
 ) -> keras.optimizers.Optimizer:
-    schedule = SimpleNamespace(
-        lr=cfg.lr,
-        epoch=cfg.epoch,
-        schedule=recipe["schedule"],
-        warmup_epochs=recipe["warmup_epochs"],
+    """The video run's optimizer and schedule at this run's learning rate and epochs."""
+    keys = ("schedule", "warmup_epochs", "optimizer")
+    return make_optimizer(
+        SimpleNamespace(lr=cfg.lr, epoch=cfg.epoch, **{k: recipe[k] for k in keys}), steps
     )
-    lr = learning_rate(schedule, steps_per_epoch=steps)
-    if recipe["optimizer"] == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(lr)
 
 
 class _OwnTrunk:
@@ -386,6 +381,7 @@ class _OwnTrunk:
         run: RunDir,
         monitor: str,
         history_file: str = "history.csv",
+        report: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         metrics = {k: ["accuracy"] for k in ("probs", "class_probs") if k in losses}
         model.compile(
@@ -395,7 +391,13 @@ class _OwnTrunk:
             metrics=metrics,
         )
         return fit_with_selection(
-            model, *loaders, self.cfg, run, monitor=monitor, history_file=history_file
+            model,
+            *loaders,
+            self.cfg,
+            run,
+            monitor=monitor,
+            history_file=history_file,
+            report=report,
         )
 
     def control(
@@ -617,9 +619,10 @@ def _fit_privileged(
         "kd": SoftTargetCrossentropy(),
     }
     weights = {**_regress_weights(cfg), "class_probs": 1.0, "kd": cfg.kd_weight * t * t}
-    selection = own.fit(model, losses, weights, own.loaders(full), run, MONITOR)
-    hist = _history_at(run.path / "history.csv", selection["best_epoch"], CLASS_MONITOR)
-    return selection, {"val_class_accuracy": hist}
+    selection = own.fit(
+        model, losses, weights, own.loaders(full), run, MONITOR, report=(CLASS_MONITOR,)
+    )
+    return selection, {"val_class_accuracy": selection.pop(CLASS_MONITOR)}
 
 
 def _fit_cmc(
@@ -655,19 +658,6 @@ def _fit_cmc(
         model, losses, weights, loaders, run, CLASS_MONITOR, "history_alignment.csv"
     )
     return selection, {"alignment": selection}
-
-
-def _history_at(path: Path, epoch: int, key: str) -> float | None:
-    """``key`` of epoch ``epoch`` in a ``history.csv`` written by ``fit_with_selection``."""
-    import csv
-
-    if not path.is_file():
-        return None
-    with path.open() as handle:
-        for row in csv.DictReader(handle):
-            if int(float(row["epoch"])) == int(epoch) and row.get(key) not in (None, ""):
-                return float(row[key])
-    return None
 
 
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
