@@ -171,12 +171,12 @@ def test_missing_modality_and_extra_modality(tmp_path):
     np.save(src, np.zeros((3, 2), np.float32))
     entries = [
         Entry("a", "l", "1", "train", {"sensor": str(src)}),
-        Entry("b", "l", "1", "test", {"sensor": str(src), "skeleton": str(src)}),
+        Entry("b", "l", "1", "test", {"sensor": str(src), "extra": str(src)}),
     ]
-    df = build_cache(entries, tmp_path / "c", {"sensor": np.load, "skeleton": np.load}, workers=1)
-    assert list(df.columns) == ["id", "label", "subject", "split", "video", "sensor", "skeleton"]
+    df = build_cache(entries, tmp_path / "c", {"sensor": np.load, "extra": np.load}, workers=1)
+    assert list(df.columns) == ["id", "label", "subject", "split", "video", "sensor", "extra"]
     assert df["video"].tolist() == ["", ""]
-    assert df["skeleton"][0] == "" and Path(df["skeleton"][1]).is_file()
+    assert df["extra"][0] == "" and Path(df["extra"][1]).is_file()
     assert df["split"].tolist() == ["train", "test"]
 
 

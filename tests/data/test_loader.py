@@ -135,8 +135,9 @@ def test_reads_with_mmap(tmp_path, monkeypatch):
         calls.append(kwargs.get("mmap_mode"))
         return real(path, *args, **kwargs)
 
+    loader = ClipLoader(df, CLASSES, batch_size=3, num_frames=4)
     monkeypatch.setattr(loader_mod.np, "load", spy)
-    ClipLoader(df, CLASSES, batch_size=3, num_frames=4)[0]
+    loader[0]
     assert calls == ["r"] * 6
 
 

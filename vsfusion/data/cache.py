@@ -8,6 +8,7 @@ reader per modality to :func:`build_cache`, which writes::
       video/<id>.npy       uint8   (T, H, W, C)     C = 3 (RGB) or 1 (depth)
       sensor/<id>.npy      float32 (steps, channels)
       <modality>/<id>.npy  any other modality an adapter adds (numeric array)
+      modalities.json      per column: kind, shape (None where it varies), channels, attributes
       manifest.csv         id,label,subject,split,video,sensor  (paths relative to <cache_root>)
 
 Guarantees:
@@ -65,7 +66,8 @@ from tqdm.auto import tqdm
 from vsfusion.data.errors import DataError
 from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text
 from vsfusion.data.manifest import BASE_COLUMNS, MODALITY_COLUMNS
-from vsfusion.data.sensor import validate_sensor
+from vsfusion.data.modality import STREAMS_NAME, default_kind, describe_stream, write_streams
+from vsfusion.data.modality import modality as modality_spec
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -170,18 +172,23 @@ def _describe(source: Any) -> str:
     return repr(source)[:200]
 
 
-def validate_output(array: Any, modality: str, source: Any = "") -> np.ndarray:
-    """Check a reader's output for ``modality`` and return the array to store.
+def validate_output(
+    array: Any, modality: str, source: Any = "", attrs: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """Check a reader's output for the column ``modality`` and return the array to store.
 
-    ``"video"`` must be a non-empty uint8 ``(T, H, W, C)`` array; ``"sensor"`` a finite 2-D
-    ``(steps, channels)`` array (returned as float32, see
-    :func:`~vsfusion.data.sensor.validate_sensor`); any other modality a non-empty numeric array
-    (finite when floating point).
+    The check is the spec's of the column's kind (:mod:`vsfusion.data.modality`): ``attrs["kind"]``
+    when declared, else :func:`~vsfusion.data.modality.default_kind`. ``"video"`` (kinds ``rgb``,
+    ``depth``) must be a non-empty uint8 ``(T, H, W, C)`` array; ``"sensor"`` (``inertial``) a
+    finite 2-D ``(steps, channels)`` array (returned as float32, see
+    :func:`~vsfusion.data.sensor.validate_sensor`); ``skeleton`` a finite ``(T, joints, coords)``
+    array; any undeclared column a non-empty numeric array (finite when floating point).
 
     Args:
         array: The reader's output.
-        modality: The modality it is for.
+        modality: The column it is for.
         source: The reader's input, named in error messages.
+        attrs: The column's declaration (``{"kind": ..., **kind attributes}``), if any.
 
     Returns:
         The array to store.
@@ -198,29 +205,11 @@ def validate_output(array: Any, modality: str, source: Any = "") -> np.ndarray:
         vsfusion.data.errors.DataError: a.avi: video reader returned float64 array of shape (2, 8, 8); expected uint8 (T, H, W, C)
     """
     where = _describe(source)
-    if not isinstance(array, np.ndarray):
-        raise DataError(
-            f"{where}: {modality} reader returned {type(array).__name__}, not a numpy array"
-        )
-    if modality == "video":
-        if array.dtype != np.uint8 or array.ndim != 4 or array.size == 0:
-            raise DataError(
-                f"{where}: video reader returned {array.dtype} array of shape {array.shape}; "
-                "expected uint8 (T, H, W, C)"
-            )
-        return array
-    if modality == "sensor":
-        return validate_sensor(array, where)
-    if array.size == 0 or not (
-        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
-    ):
-        raise DataError(
-            f"{where}: {modality} reader returned {array.dtype} array of shape {array.shape}; "
-            "expected a non-empty numeric array"
-        )
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise DataError(f"{where}: {modality} has NaN/inf values; clean or drop this recording")
-    return array
+    attrs = dict(attrs or {})
+    kind = attrs.pop("kind", None) or default_kind(
+        modality, array if isinstance(array, np.ndarray) else None
+    )
+    return modality_spec(kind).validate(array, where, attrs)
 
 
 def _error_line(exc: BaseException, source: Any) -> str:
@@ -238,9 +227,9 @@ def _split_info(out: Any) -> tuple[Any, dict | None]:
 
 
 def _prepare(
-    tasks: list[tuple[str, Callable[[Any], np.ndarray], Any, str]],
+    tasks: list[tuple[str, Callable[[Any], np.ndarray], Any, str, dict]],
 ) -> list[tuple[str, str | None, dict | None]]:
-    """Worker: run each ``(modality, reader, source, out)`` task; return
+    """Worker: run each ``(modality, reader, source, out, declaration)`` task; return
     ``(modality, error, info)``.
 
     Stops at the first failing modality of the sample (the sample is dropped anyway).
@@ -252,10 +241,10 @@ def _prepare(
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
     results: list[tuple[str, str | None, dict | None]] = []
-    for modality, reader, source, out in tasks:
+    for modality, reader, source, out, declared in tasks:
         try:
             array, info = _split_info(reader(source))
-            array = validate_output(array, modality, source)
+            array = validate_output(array, modality, source, declared)
             atomic_save_npy(out, np.ascontiguousarray(array))
         except Exception as e:  # one bad file must not stop the preparation
             results.append((modality, _error_line(e, source), None))
@@ -280,6 +269,23 @@ def _read_infos(root: Path, modality: str) -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
+def _describe_streams(
+    df: pd.DataFrame, columns: list[str], declared: Mapping[str, Mapping[str, Any]], probe: int = 8
+) -> dict:
+    """Each filled column's :class:`~vsfusion.data.modality.StreamInfo` from up to ``probe`` of its
+    cached arrays (memory-mapped) and its declaration."""
+    out = {}
+    for m in columns:
+        paths = [p for p in df[m] if p][:probe]
+        if not paths:
+            continue
+        arrays = [np.load(p, mmap_mode="r") for p in paths]
+        decl = dict(declared.get(m, {}))
+        kind = decl.pop("kind", None) or default_kind(m, arrays[0])
+        out[m] = describe_stream(kind, arrays, decl)
+    return out
+
+
 def build_cache(
     entries: Iterable[Entry],
     cache_root: str | os.PathLike,
@@ -287,6 +293,7 @@ def build_cache(
     *,
     workers: int = 2,
     desc: str = "prepare",
+    modalities: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Write every entry's arrays under ``cache_root`` and return the samples table.
 
@@ -305,6 +312,12 @@ def build_cache(
             ``(array, info)`` with a JSON-serialisable ``info`` dict (see the module docstring).
         workers: Worker processes; ``<= 1`` runs the readers in this process.
         desc: Progress bar label.
+        modalities: Column -> declaration ``{"kind": ..., **attributes}`` (e.g. ``{"video":
+            {"kind": "depth"}, "skeleton": {"kind": "skeleton", "layout": "kinect-v1"}}``): each
+            array is checked by its kind's spec, and the declarations with the cached arrays'
+            shapes and channel counts go to ``<cache_root>/modalities.json`` (read back by
+            :meth:`~vsfusion.data.manifest.Manifest.from_csv`). Undeclared columns get
+            :func:`~vsfusion.data.modality.default_kind`.
 
     Returns:
         DataFrame with columns ``id, label, subject, split, video, sensor`` (absolute paths, ``""``
@@ -335,6 +348,7 @@ def build_cache(
             raise ValueError(
                 f"entry {e.id!r}: no reader for modality {unknown}; readers: {sorted(readers)}"
             )
+    declared = {m: dict(d) for m, d in (modalities or {}).items()}
     modalities = list(MODALITY_COLUMNS) + sorted(
         {m for e in entries for m in e.sources} - set(MODALITY_COLUMNS)
     )
@@ -349,7 +363,7 @@ def build_cache(
             if tmp.exists():
                 tmp.unlink()
             if not out.is_file():
-                tasks.append((m, readers[m], source, str(out)))
+                tasks.append((m, readers[m], source, str(out), dict(declared.get(m, {}))))
         if tasks:
             jobs.append((e.id, tasks))
         else:
@@ -467,6 +481,7 @@ def build_cache(
             cache_path(".", m, i).as_posix().removeprefix("./") if p else ""
             for i, p in zip(rel["id"], rel[m], strict=True)
         ]
+    write_streams(root / STREAMS_NAME, _describe_streams(df, modalities, declared))
     buf = io.StringIO()
     rel.to_csv(buf, index=False)
     atomic_write_text(root / MANIFEST_NAME, buf.getvalue())

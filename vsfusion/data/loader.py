@@ -1,23 +1,23 @@
-"""``ClipLoader``: batches of ``({"video", "sensor"}, label)`` from per-sample ``.npy`` files.
+"""``ClipLoader``: batches of ``({stream: array}, label)`` from per-sample ``.npy`` files.
 
-Each sample's arrays are opened with ``np.load(..., mmap_mode="r")`` and only the frames that are
-kept are read, so memory holds one batch, never the dataset.
+Each stream (manifest column) is read by the spec of its kind
+(:mod:`vsfusion.data.modality`): clips are opened with ``np.load(..., mmap_mode="r")`` and only
+the frames that are kept are read, so memory holds one batch, never the dataset.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
 import pandas as pd
 
-from vsfusion.data.augment import SensorAugment, mixup, random_erase, scale_jitter_crop
+from vsfusion.data.augment import SensorAugment, mixup
 from vsfusion.data.errors import DataError
-from vsfusion.data.io import load_npy
-from vsfusion.data.sensor import resample, validate_sensor
-from vsfusion.data.video import center_crop, hflip, random_crop, resize_shorter, uniform_indices
+from vsfusion.data.modality import LoadOptions, StreamInfo, infer_streams
+from vsfusion.data.modality import modality as modality_spec
 
 __all__ = ["ClipLoader"]
 
@@ -38,6 +38,11 @@ class ClipLoader(keras.utils.PyDataset):
     * Frames smaller than ``crop_size`` are first resized (shorter side up to ``crop_size``).
     * Sensors are resampled to ``sensor_steps`` (see :func:`vsfusion.data.sensor.resample`) when
       given and the stored length differs; raw values are passed through (no normalisation).
+      Any other sequence stream (e.g. ``"skeleton"``) is resampled to ``lengths[stream]``.
+    * Every stream is read by the spec of its kind (``streams``, else inferred from the column
+      name and the files). The left-right mirror is one decision per sample: the first stream
+      that can mirror (clips, skeletons with a joint layout, sensors declaring ``mirror_units``)
+      draws it and the sample's other streams follow it, so paired streams stay paired.
     * With ``shuffle=True`` the order is a seeded permutation, redrawn at every epoch end.
 
     Args:
@@ -58,7 +63,12 @@ class ClipLoader(keras.utils.PyDataset):
         scale_jitter: Train-mode crop side varies by up to this factor (see
             :func:`vsfusion.data.augment.scale_jitter_crop`); 0: fixed ``crop_size``.
         erase_prob: Train-mode probability of blanking a random rectangle of a clip.
-        sensor_augment: Train-mode sensor transformations, or None.
+        sensor_augment: Train-mode sensor transformations, or None (``augment["sensor"]``).
+        streams: Column -> :class:`~vsfusion.data.modality.StreamInfo` (e.g.
+            ``manifest.streams``); columns missing here are inferred from their files.
+        lengths: Column -> steps of a sequence stream (``sensor_steps`` is ``lengths["sensor"]``).
+        augment: Column -> train-mode ``(array, rng) -> array`` augmentation of a sequence
+            stream (``sensor_augment`` is ``augment["sensor"]``).
         mixup: Train-mode mixup ``Beta(alpha, alpha)`` parameter; 0: off.
         workers: Passed to ``keras.utils.PyDataset``.
         use_multiprocessing: Passed to ``keras.utils.PyDataset``.
@@ -97,6 +107,10 @@ class ClipLoader(keras.utils.PyDataset):
         erase_prob: float = 0.0,
         sensor_augment: SensorAugment | None = None,
         mixup: float = 0.0,
+        streams: Mapping[str, StreamInfo] | None = None,
+        lengths: Mapping[str, int] | None = None,
+        augment: Mapping[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]
+        | None = None,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -155,6 +169,31 @@ class ClipLoader(keras.utils.PyDataset):
         self.mixup = float(mixup)
         self.epoch = 0
         self._channels: dict[str, tuple[int, str]] = {}
+        known = dict(streams or {})
+        missing = tuple(m for m in self.modalities if m not in known)
+        if missing:
+            known.update(infer_streams(samples, missing))
+        self.streams = {m: known[m] for m in self.modalities}
+        lengths = dict(lengths or {})
+        augment = dict(augment or {})
+        if sensor_steps is not None:
+            lengths.setdefault("sensor", sensor_steps)
+        if sensor_augment is not None:
+            augment.setdefault("sensor", sensor_augment)
+        self._options = {
+            m: LoadOptions(
+                train=self.train,
+                num_frames=num_frames,
+                crop_size=crop_size,
+                frame_size=frame_size,
+                flip=self.flip,
+                scale_jitter=self.scale_jitter,
+                erase_prob=self.erase_prob,
+                length=lengths.get(m),
+                augment=augment.get(m),
+            )
+            for m in self.modalities
+        }
         self._order = self._permutation()
 
     # -- order -----------------------------------------------------------------------------
@@ -192,49 +231,23 @@ class ClipLoader(keras.utils.PyDataset):
 
     def _open_video(self, path: str, modality: str = "video") -> np.ndarray:
         """The memory-mapped ``(T, H, W, C)`` uint8 clip at ``path``, checked (DataError if not)."""
-        arr = load_npy(path, "video")
-        if arr.ndim != 4 or arr.dtype != np.uint8 or arr.shape[0] == 0:
-            raise DataError(
-                f"{path}: video must be non-empty uint8 (T, H, W, C), got {arr.dtype} "
-                f"{arr.shape}; re-run video preprocessing"
-            )
+        arr = modality_spec("rgb").open(path)
         self._check_channels(modality, arr.shape[3], path)
         return arr
 
-    def _read_video(
-        self, path: str, rng: np.random.Generator | None, modality: str = "video"
-    ) -> np.ndarray:
-        arr = self._open_video(path, modality)
-        idx = uniform_indices(arr.shape[0], self.num_frames, jitter=self.train, rng=rng)
-        frames = np.asarray(arr[idx])  # reads only the kept frames from the memory map
-        if self.frame_size is not None and min(frames.shape[1:3]) != self.frame_size:
-            frames = resize_shorter(frames, self.frame_size)
-        if self.crop_size is not None:
-            if min(frames.shape[1:3]) < self.crop_size:
-                frames = resize_shorter(frames, self.crop_size)
-            if not self.train:
-                frames = center_crop(frames, self.crop_size)
-            elif self.scale_jitter:
-                frames = scale_jitter_crop(frames, self.crop_size, self.scale_jitter, rng)
-            else:
-                frames = random_crop(frames, self.crop_size, rng)
-        if self.train and self.flip and rng.random() < 0.5:
-            frames = hflip(frames)
-        if self.train and self.erase_prob and rng.random() < self.erase_prob:
-            frames = random_erase(frames, rng)
-        return frames.astype(np.float32)
-
-    def _read_sensor(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
-        arr = validate_sensor(load_npy(path, "sensor"), path)
-        self._check_channels("sensor", arr.shape[1], path)
-        if self.sensor_steps is not None and arr.shape[0] != self.sensor_steps:
-            arr = resample(arr, self.sensor_steps)
-        if self.train and self.sensor_augment is not None:
-            try:
-                return self.sensor_augment(arr, rng)
-            except ValueError as exc:
-                raise DataError(f"{path}: {exc}") from None
-        return np.asarray(arr, dtype=np.float32)
+    def _read(
+        self, column: str, path: str, rng: np.random.Generator | None, mirror: bool | None
+    ) -> tuple[np.ndarray, bool | None]:
+        """One sample's input of ``column`` and its mirror decision (see ``Modality.load``)."""
+        info = self.streams[column]
+        spec = modality_spec(info.kind)
+        arr = spec.open(path)
+        if arr.ndim:
+            self._check_channels(column, arr.shape[-1], path)
+        try:
+            return spec.load(arr, info, self._options[column], rng, mirror)
+        except ValueError as exc:  # an augmentation that does not fit this recording
+            raise DataError(f"{path}: {exc}") from None
 
     @staticmethod
     def _stack(items: list[np.ndarray], paths: list[str], modality: str, hint: str) -> np.ndarray:
@@ -265,15 +278,14 @@ class ClipLoader(keras.utils.PyDataset):
         rows = self.batch_indices(i)
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
         x: dict[str, np.ndarray] = {}
+        mirrors: list[bool | None] = [None] * len(rows)
         for m in self.modalities:
             paths = [self._paths[m][r] for r in rows]
-            if m == "sensor":
-                items = [self._read_sensor(p, rng) for p in paths]
-                hint = "pass sensor_steps to resample to a common length"
-            else:
-                items = [self._read_video(p, rng, m) for p in paths]
-                hint = "pass num_frames and crop_size for a common clip shape"
-            x[m] = self._stack(items, paths, m, hint)
+            items = []
+            for k, p in enumerate(paths):
+                arr, mirrors[k] = self._read(m, p, rng, mirrors[k])
+                items.append(arr)
+            x[m] = self._stack(items, paths, m, modality_spec(self.streams[m].kind).hint)
         y = self._labels[rows]
         if self.train and self.mixup:
             names = sorted(x)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from vsfusion.data.errors import DataError
 from vsfusion.data.io import atomic_write_text
+from vsfusion.data.modality import STREAMS_NAME, StreamInfo, infer_streams, read_streams
 
 __all__ = ["BASE_COLUMNS", "MODALITY_COLUMNS", "SPLITS", "Manifest"]
 
@@ -51,6 +52,8 @@ class Manifest:
         classes: Sorted class names, all present in the training split.
         name: Dataset name.
         root: Dataset root folder.
+        declared: Column -> declaration (``{"kind": ..., **attributes}``, see
+            :mod:`vsfusion.data.modality`); undeclared columns are inferred (:attr:`streams`).
 
     Example:
         >>> df = pd.DataFrame({"id": ["a", "b"], "label": ["hi", "bye"], "subject": ["1", "2"],
@@ -64,6 +67,7 @@ class Manifest:
     classes: list[str]
     name: str
     root: Path = field(default_factory=Path)
+    declared: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -90,6 +94,33 @@ class Manifest:
     def modalities(self) -> tuple[str, ...]:
         """Path columns present with at least one non-empty path, e.g. ``("video", "sensor")``."""
         return tuple(c for c in self.path_columns if (self.samples[c] != "").any())
+
+    @property
+    def streams(self) -> dict[str, StreamInfo]:
+        """Each filled path column's declaration: kind, shape, channel count and attributes.
+
+        From :attr:`declared` and the headers of a few cached files per column (computed once),
+        so stages know a stream's shape without reading a batch.
+
+        Example:
+            >>> manifest.streams["sensor"]  # doctest: +SKIP
+            StreamInfo(kind='inertial', shape=(None, 12), channels=12, attrs={'unit_channels': 6})
+        """
+        cached = getattr(self, "_streams", None)
+        if cached is None:
+            cached = infer_streams(self.samples, self.modalities, self.declared)
+            self._streams = cached
+        return cached
+
+    def stream(self, column: str) -> StreamInfo:
+        """:attr:`streams` of one column; a :class:`DataError` lists the streams there are."""
+        try:
+            return self.streams[column]
+        except KeyError:
+            raise DataError(
+                f"{self.name}: no {column!r} stream; its streams are "
+                + ", ".join(f"{c} ({s.kind})" for c, s in self.streams.items())
+            ) from None
 
     def split(self, name: str) -> pd.DataFrame:
         """The rows of one split (a copy with a fresh index).
@@ -254,7 +285,8 @@ class Manifest:
         """Read a manifest CSV written by :meth:`to_csv`.
 
         Relative paths in the path columns are resolved against the CSV's folder; classes are
-        derived from the training labels.
+        derived from the training labels; a ``modalities.json`` beside it (written by
+        :func:`~vsfusion.data.cache.build_cache`) declares the streams.
 
         Args:
             path: The CSV file.
@@ -288,4 +320,5 @@ class Manifest:
             classes=classes,
             name=name if name is not None else base.name,
             root=Path(root) if root is not None else base,
+            declared=read_streams(base / STREAMS_NAME),
         )
