@@ -30,6 +30,7 @@ __all__ = [
     "VideoConfig",
     "PretrainConfig",
     "SensorConfig",
+    "StreamConfig",
     "GeneratorConfig",
     "FusionConfig",
     "ReproduceConfig",
@@ -256,6 +257,29 @@ class SensorConfig(ClassifierConfig):
     patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
 
     stage: typing.ClassVar[str] = "sensor"
+
+
+@dataclass
+class StreamConfig(ClassifierConfig):
+    """Stage 1c: a classifier for any sequence stream (skeleton, pose, a registered kind), with the
+    trunk its kind names (train_stream.py)."""
+
+    stream: str = _f(
+        "skeleton", "the stream to classify: a manifest column or a kind (e.g. skeleton, inertial)"
+    )
+    trunk: str | None = _f(None, "trunk (see vsfusion.models.trunks.TRUNKS); default: the kind's")
+    length: int | None = _f(
+        32, "resample every sequence to this many steps (skeleton frames); none keeps them"
+    )
+    width: int | None = _f(None, "width knob of the trunk (channels / filters); default: its own")
+    augment: bool = _f(True, "the kind's training augmentation (skeleton: rotation and scale)")
+    flip: bool = _f(True, "left-right mirror of training samples (when the stream can mirror)")
+    dropout: float = _f(0.3, "dropout before the classifier")
+    batch_size: int = _f(16, "batch size")
+    epoch: int = _f(60, "maximum number of training epochs")
+    patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
+
+    stage: typing.ClassVar[str] = "stream"
 
 
 @dataclass

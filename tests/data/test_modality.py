@@ -86,7 +86,9 @@ def test_cache_declares_streams_and_manifest_reads_them(tmp_path):
     m = Manifest.from_csv(tmp_path / "cache" / "manifest.csv")
     assert m.stream("sensor") == StreamInfo.from_json(data["sensor"])
     assert m.stream("video").kind == "rgb"
-    with pytest.raises(DataError, match=r"no 'skeleton' stream; its streams are video \(rgb\)"):
+    with pytest.raises(
+        DataError, match=r"has no stream or kind .skeleton.; its streams are video \(rgb\)"
+    ):
         m.stream("skeleton")
     # an in-memory manifest without declarations infers the same shapes from the files
     inferred = Manifest(df, CLASSES, "toy").streams

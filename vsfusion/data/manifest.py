@@ -114,13 +114,28 @@ class Manifest:
 
     def stream(self, column: str) -> StreamInfo:
         """:attr:`streams` of one column; a :class:`DataError` lists the streams there are."""
-        try:
-            return self.streams[column]
-        except KeyError:
-            raise DataError(
-                f"{self.name}: no {column!r} stream; its streams are "
-                + ", ".join(f"{c} ({s.kind})" for c, s in self.streams.items())
-            ) from None
+        return self.streams[self.resolve_stream(column)]
+
+    def resolve_stream(self, name: str) -> str:
+        """The column of the stream named ``name``: a column name, or the kind of exactly one
+        column (``"depth"`` is UTD-MHAD's ``"video"`` column, ``"inertial"`` its ``"sensor"``).
+
+        Raises:
+            DataError: No such stream (or two columns of that kind), listing the streams there are.
+
+        Example:
+            >>> manifest.resolve_stream("inertial")  # doctest: +SKIP
+            'sensor'
+        """
+        streams = self.streams
+        if name in streams:
+            return name
+        matches = [c for c, s in streams.items() if s.kind == name]
+        if len(matches) == 1:
+            return matches[0]
+        have = ", ".join(f"{c} ({s.kind})" for c, s in streams.items())
+        what = "two or more streams of kind" if matches else "no stream or kind"
+        raise DataError(f"{self.name} has {what} {name!r}; its streams are {have}")
 
     def split(self, name: str) -> pd.DataFrame:
         """The rows of one split (a copy with a fresh index).

@@ -207,6 +207,13 @@ class Modality:
             out = np.asarray(opts.augment(out, rng), dtype=np.float32)
         return out, None
 
+    def augmentation(
+        self, info: StreamInfo
+    ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray] | None:
+        """This kind's default training augmentation for the stream ``info`` (None: none); the
+        generic stream stage (``train_stream.py``) uses it."""
+        return None
+
     def describe(self, array: np.ndarray) -> tuple[tuple[int | None, ...], int]:
         """``(shape, channels)`` of one cached array, for its :class:`StreamInfo`."""
         return tuple(int(s) for s in array.shape), int(array.shape[-1]) if array.ndim else 0
@@ -380,6 +387,13 @@ class InertialModality(Modality):
 
     def describe(self, array: np.ndarray) -> tuple[tuple[int | None, ...], int]:
         return (int(array.shape[0]), int(array.shape[1])), int(array.shape[1])
+
+    def augmentation(self, info: StreamInfo) -> Any:
+        """Rotation of each declared device unit, time-warp, gain and jitter (``SensorAugment``
+        defaults; no rotation when the stream declares no ``unit_channels``)."""
+        from vsfusion.data.augment import SensorAugment
+
+        return SensorAugment(unit_channels=_units(info, info.channels))
 
 
 class SkeletonModality(Modality):

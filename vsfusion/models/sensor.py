@@ -152,6 +152,7 @@ def build_inception_time(
     segments: int = 1,
     stats: bool = False,
     name: str = "inception_time",
+    input_name: str = "sensor",
 ) -> keras.Model:
     """Builds the InceptionTime trunk, or the trunk plus a softmax classifier head.
 
@@ -180,6 +181,7 @@ def build_inception_time(
             to the embedding (``4 * channels * (1 + segments)`` wider; with ``segments=1``, over
             the whole recording only). Needs a known number of steps.
         name: Name of the returned model.
+        input_name: Name of the input (the dict key of the stream in a batch).
 
     Returns:
         A functional ``keras.Model``.
@@ -214,7 +216,7 @@ def build_inception_time(
     channels = int(shape[1])
     trunk_name = name if num_classes is None else f"{name}_trunk"
 
-    inputs = keras.Input(shape=(shape[0], channels), name="sensor")
+    inputs = keras.Input(shape=(shape[0], channels), name=input_name)
     x = inputs
     if normalization is not None:
         mean, variance = (np.asarray(a, dtype="float64").reshape(-1) for a in normalization)
@@ -250,7 +252,7 @@ def build_inception_time(
             normalised
         )
         x = layers.Concatenate(name="embedding")([x, summary])
-    trunk = keras.Model({"sensor": inputs}, x, name=trunk_name)
+    trunk = keras.Model({input_name: inputs}, x, name=trunk_name)
     logger.debug(
         "built InceptionTime %s for %s: %d params", trunk_name, shape, trunk.count_params()
     )

@@ -18,9 +18,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from vsfusion.config import ClassifierConfig, SensorConfig, StageConfig, VideoConfig
-from vsfusion.data import ClipLoader, Manifest, dataset_fact
+from vsfusion.config import ClassifierConfig, SensorConfig, StageConfig, StreamConfig, VideoConfig
+from vsfusion.data import ClipLoader, DataError, Manifest, dataset_fact
 from vsfusion.data.augment import SensorAugment
+from vsfusion.data.modality import modality
 from vsfusion.evaluation.metrics import classification_summary
 from vsfusion.models import (
     build_backbone,
@@ -29,6 +30,7 @@ from vsfusion.models import (
     fit_normalization,
     split_classifier,
 )
+from vsfusion.models.trunks import trunk_builder
 from vsfusion.stages.common import (
     RunDir,
     StageError,
@@ -44,7 +46,14 @@ from vsfusion.stages.common import (
     seed_everything,
 )
 
-__all__ = ["run_video", "run_sensor", "make_loader", "evaluate_classifier", "sensor_augment"]
+__all__ = [
+    "run_video",
+    "run_sensor",
+    "run_stream",
+    "make_loader",
+    "evaluate_classifier",
+    "sensor_augment",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,7 @@ def make_loader(
         rows,
         manifest.classes,
         modalities=(modality,),
+        streams=manifest.streams,
         batch_size=cfg.batch_size,
         shuffle=train if shuffle is None else shuffle,
         train=train,
@@ -259,7 +269,7 @@ def run_video(cfg: VideoConfig) -> RunDir:
         "mixup": cfg.mixup,
     }
     loaders = _split_loaders(manifest, "video", cfg, **kw)
-    channels = int(loaders[1][0][0]["video"].shape[-1])
+    channels = manifest.stream("video").channels
     run = RunDir.create(cfg)
     input_shape = (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels)
     pretrained: dict[str, Any] = {"pretrain": None, "pretrained_layers": 0}
@@ -298,5 +308,78 @@ def run_video(cfg: VideoConfig) -> RunDir:
             "freeze_trunk": cfg.freeze_trunk,
         },
         lambda: dict(pretrained),
+    )
+    return run
+
+
+def run_stream(cfg: StreamConfig) -> RunDir:
+    """Train a classifier for one sequence stream (``--stream``: a column or a kind) with the
+    trunk its kind names (or ``--trunk``), the kind's augmentation and the left-right mirror.
+
+    The run goes to ``<checkpoints>/<dataset>/<column>/``, where the generator and fusion stages
+    look for a stream's classifier."""
+    seed_everything(cfg.seed)
+    manifest = load_manifest(cfg)
+    try:
+        column = manifest.resolve_stream(cfg.stream)
+    except DataError as exc:
+        raise StageError(f"--stream: {exc}") from None
+    info = manifest.streams[column]
+    spec = modality(info.kind)
+    if spec.trunk in ("i3d",):
+        raise StageError(
+            f"--stream {cfg.stream} is a {info.kind} clip stream; train it with train_video.py"
+        )
+    trunk = cfg.trunk or spec.trunk or "inception_time"
+    try:
+        builder = trunk_builder(trunk)
+    except ValueError as exc:
+        raise StageError(f"--trunk: {exc}") from None
+    plain_kw: dict[str, Any] = {"lengths": {column: cfg.length} if cfg.length else None}
+    augment = spec.augmentation(info) if cfg.augment else None
+    kw = {**plain_kw, "flip": cfg.flip, "augment": {column: augment} if augment else None}
+    plain = make_loader(
+        require_modality(manifest, "val", column), manifest, column, cfg, train=False, **plain_kw
+    )
+    sample_shape = tuple(int(d) for d in plain[0][0][column].shape[1:])
+    loaders = _split_loaders(manifest, column, cfg, **kw)
+    run = RunDir.create(cfg, stage=column)
+
+    def build(train: ClipLoader) -> keras.Model:
+        rows = make_loader(train.samples, manifest, column, cfg, train=False, **plain_kw)
+        batches = (rows[i][0][column] for i in range(len(rows)))
+        flat = (b.reshape(-1, b.shape[-1]) for b in batches)
+        try:
+            return builder(
+                sample_shape,
+                len(manifest.classes),
+                input_name=column,
+                dropout=cfg.dropout,
+                normalization=fit_normalization(flat),
+                attrs=dict(info.attrs),
+                width=cfg.width,
+            )
+        except ValueError as exc:
+            raise StageError(f"--trunk {trunk} on {column} ({info.kind}): {exc}") from None
+
+    def refit_loader() -> ClipLoader:
+        return make_loader(
+            _train_plus_val(manifest, column), manifest, column, cfg, train=True, **kw
+        )
+
+    _train_and_report(
+        build,
+        loaders,
+        refit_loader,
+        manifest,
+        cfg,
+        run,
+        {
+            "stream": column,
+            "kind": info.kind,
+            "trunk": trunk,
+            "input_shape": list(sample_shape),
+            "augment": type(augment).__name__ if augment else None,
+        },
     )
     return run

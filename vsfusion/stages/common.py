@@ -111,9 +111,11 @@ class RunDir:
         self.started = time.time()
 
     @classmethod
-    def create(cls, cfg: StageConfig) -> RunDir:
+    def create(cls, cfg: StageConfig, stage: str | None = None) -> RunDir:
+        """A new run of ``cfg``'s stage under ``<checkpoints>/<dataset>/<stage>/`` (``stage``:
+        another folder than ``cfg.stage``, e.g. the stream a ``train_stream.py`` run trains)."""
         name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S") + f"_seed{cfg.seed}"
-        final = Path(cfg.checkpoints) / cfg.dataset / cfg.stage / name
+        final = Path(cfg.checkpoints) / cfg.dataset / (stage or cfg.stage) / name
         if final.exists():
             raise StageError(f"{final} already exists; choose another --run_name or remove it")
         path = final.parent / f".{name}.incomplete"
@@ -226,7 +228,7 @@ def _resplit(manifest: Manifest, text: str) -> Manifest:
             f"(subjects: {sorted(present)}); check --protocol, which decides the subjects loaded"
         )
     samples = subject_split(manifest.samples, spec["train"], spec["test"], spec["val"])
-    return Manifest(samples, manifest.classes, manifest.name, manifest.root)
+    return Manifest(samples, manifest.classes, manifest.name, manifest.root, manifest.declared)
 
 
 def rows_with(rows: Any, modality: str) -> Any:
