@@ -313,6 +313,18 @@ class GeneratorConfig(StageConfig):
     norm_weight: float = _f(0.1, "weight of the per-sample norm matching loss")
     ce_weight: float = _f(0.5, "weight of the cross-entropy of the frozen sensor head")
     huber_delta: float = _f(1.0, "Huber delta")
+    sources: str | None = _f(
+        None,
+        "streams the generator reads, available at test time (columns or kinds, comma-separated, "
+        "e.g. depth,skeleton); default: video. Other than video -> sensor: --method regress on "
+        "the frozen trunks of each stream's classifier run",
+        aliases=("--from",),
+    )
+    target: str | None = _f(
+        None,
+        "the stream it synthesises (column or kind, e.g. inertial); default: sensor",
+        aliases=("--to",),
+    )
     method: str = _f(
         "regress",
         "regress (a head regresses the sensor embedding from the --trunk's video embedding), "

@@ -159,3 +159,39 @@ def test_runs_of_another_class_list_are_one_error_naming_both(
     assert str(ck / "VSL" / "sensor" / "s") in err[0] and str(ck / "VSL" / "video" / "v") in err[0]
     assert f"{len(info['classes']) - 1} other classes" in err[0]
     assert not run.exists()
+
+
+def test_from_to_generates_any_stream_from_any_others(classifiers, tiny_dataset):
+    """--from sensor --to video: the sensor trunk's embeddings learn the video classifier's."""
+    code, run = _generator(classifiers, tiny_dataset, "g_sv", "--from", "inertial", "--to", "video")
+    assert code == 0
+    info = json.loads((run / "metrics.json").read_text())
+    assert info["sources"] == ["sensor"] and info["target"] == "video"
+    assert set(info["stream_runs"]) == {"sensor", "video"}
+    assert info["stream_options"]["video"]["crop_size"] == 32
+    assert info["control"]["kind"] == "video_head_control"
+    model = load_model(run / "best.keras")
+    assert [t.name for t in model.inputs] == ["sensor"]
+    x = {"sensor": np.zeros((2, 40, 6), "float32")}
+    out = model.predict(x, verbose=0)
+    assert out["embedding"].shape == (2, info["embed_dim"]) and out["probs"].shape == (2, 3)
+    assert 0.0 <= info["val_generated_sensor_accuracy"] <= 1.0
+
+
+def test_from_to_bad_names_are_one_line_listing_the_streams(classifiers, tiny_dataset, capsys):
+    streams = "its streams are video (rgb), sensor (inertial)"
+    for extra, says in (
+        (("--from", "depth,skeleton", "--to", "inertial"), "--from depth: VSL has no stream"),
+        (("--from", "depth,skeleton", "--to", "inertial"), streams),
+        (("--to", "thermal"), "--to thermal: VSL has no stream or kind 'thermal'"),
+        (("--from", "video", "--to", "video"), "the target is not a source"),
+        (
+            ("--from", "sensor", "--to", "video", "--method", "privileged", "--trunk", "scratch"),
+            "only --method regress",
+        ),
+    ):
+        code, run = _generator(classifiers, tiny_dataset, "g_bad", *extra)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.count("\n") == 0 and says in err, err
+        assert not run.exists()
+    assert not list((classifiers / "VSL" / "generator").glob(".*incomplete"))

@@ -18,6 +18,7 @@ from vsfusion.models.generator import (
     build_generator_head,
     build_generator_training_model,
     build_privileged_model,
+    build_source_trunk,
     generator_loss_weights,
     generator_losses,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "build_cmc_model",
     "build_control_head",
     "build_privileged_model",
+    "build_source_trunk",
     "SoftTargetCrossentropy",
     "backbone_spec",
     "L2Norm",

@@ -25,6 +25,7 @@ from keras import layers, ops
 from vsfusion.models.heads import call_on_inputs, model_inputs_like
 
 __all__ = [
+    "build_source_trunk",
     "CrossModalLogits",
     "L2Norm",
     "Temper",
@@ -177,6 +178,36 @@ def build_generator_training_model(
     }
     logger.debug("generator model %s: train_trunk=%s", name, train_trunk)
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_source_trunk(trunks: list[keras.Model], name: str = "source_trunks") -> keras.Model:
+    """The trunks of the streams a generator reads, side by side: their inputs (keyed by stream)
+    in, the concatenation of their embeddings out (layer ``"embedding"``, trunks in the given
+    order). With one trunk, that trunk's embedding.
+
+    Raises:
+        ValueError: Two trunks share a name or an input name.
+
+    Example:
+        >>> both = build_source_trunk([depth_trunk, skeleton_trunk])  # doctest: +SKIP
+        >>> both.output_shape  # (None, 1024 + 256)  # doctest: +SKIP
+    """
+    names = [t.name for t in trunks]
+    inputs: dict[str, keras.KerasTensor] = {}
+    for t in trunks:
+        fresh = model_inputs_like(t)
+        clash = sorted(set(fresh) & set(inputs))
+        if clash:
+            raise ValueError(f"trunks {names} share the input(s) {clash}; one trunk per stream")
+        inputs.update(fresh)
+    if len(set(names)) != len(names):
+        raise ValueError(f"trunks need distinct names to sit side by side: {names}")
+    embeddings = [call_on_inputs(t, inputs) for t in trunks]
+    if len(embeddings) == 1:
+        out = keras.layers.Identity(name="embedding")(embeddings[0])
+    else:
+        out = keras.layers.Concatenate(name="embedding")(embeddings)
+    return keras.Model(inputs, out, name=name)
 
 
 def build_generated_sensor_model(

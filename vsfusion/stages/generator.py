@@ -44,7 +44,8 @@ import keras
 import numpy as np
 
 from vsfusion.config import GeneratorConfig
-from vsfusion.data import ClipLoader, Manifest
+from vsfusion.data import ClipLoader, DataError, Manifest
+from vsfusion.data.modality import modality as modality_spec
 from vsfusion.models import (
     SoftTargetCrossentropy,
     Temper,
@@ -56,6 +57,7 @@ from vsfusion.models import (
     build_generator_head,
     build_generator_training_model,
     build_privileged_model,
+    build_source_trunk,
     generator_loss_weights,
     generator_losses,
     split_classifier,
@@ -77,7 +79,14 @@ from vsfusion.stages.common import (
     seed_everything,
 )
 
-__all__ = ["run_generator", "paired_rows", "check_runs", "TargetLoader"]
+__all__ = [
+    "run_generator",
+    "paired_rows",
+    "check_runs",
+    "stream_pair",
+    "stream_options",
+    "TargetLoader",
+]
 
 logger = logging.getLogger(__name__)
 FEATURE_VIEWS = 4  # augmented views per training clip when the trunk is shared and frozen
@@ -444,6 +453,10 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         )
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
+    if cfg.sources or cfg.target:
+        sources, target = stream_pair(cfg, manifest)
+        if (sources, target) != (["video"], "sensor"):
+            return _run_cross_stream(cfg, manifest, sources, target)
     sensor_run = resolve_run(cfg.model_path, cfg, "sensor")
     video_run: Path | None = None
     video_cfg: dict[str, Any] = {}
@@ -664,3 +677,197 @@ def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     num = np.sum(a * b, axis=1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12
     return float(np.mean(num / den))
+
+
+# --------------------------------------------------------------------------------------------
+# any streams -> any stream (--from / --to)
+
+
+def stream_pair(cfg: GeneratorConfig, manifest: Manifest) -> tuple[list[str], str]:
+    """The columns of ``--from`` (default ``video``) and ``--to`` (default ``sensor``), each named
+    by column or kind; a ``StageError`` lists the streams the dataset has."""
+
+    def column(name: str, flag: str) -> str:
+        try:
+            return manifest.resolve_stream(name)
+        except DataError as exc:
+            raise StageError(f"{flag} {name}: {exc}") from None
+
+    names = [n.strip() for n in (cfg.sources or "video").split(",") if n.strip()]
+    if not names:
+        raise StageError("--from is empty; name the streams available at test time")
+    sources = [column(n, "--from") for n in names]
+    target = column(cfg.target or "sensor", "--to")
+    if len(set(sources)) != len(sources) or target in sources:
+        raise StageError(
+            f"--from {','.join(sources)} --to {target}: name each stream once, and the target is "
+            "not a source"
+        )
+    return sources, target
+
+
+def stream_options(column: str, kind: str, run_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Loader options that reproduce how a classifier run of ``column`` read its stream at test
+    time: clip size for clip kinds, the sequence length otherwise (``sensor_steps`` of a sensor
+    run, ``length`` of a ``train_stream.py`` run)."""
+    if modality_spec(kind).trunk == "i3d":
+        return {
+            "num_frames": run_cfg.get("num_frames"),
+            "crop_size": run_cfg.get("crop_size"),
+            "frame_size": run_cfg.get("frame_size"),
+        }
+    length = run_cfg.get("length", run_cfg.get("sensor_steps"))
+    return {"lengths": {column: length}} if length else {}
+
+
+def _merge_options(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        for k, v in part.items():
+            if k == "lengths":
+                out.setdefault("lengths", {}).update(v)
+            else:
+                out[k] = v
+    return out
+
+
+def _paired(manifest: Manifest, split: str, columns: list[str]) -> Any:
+    rows = manifest.split(split)
+    for c in columns:
+        rows = rows[rows[c].astype(str) != ""]
+    if len(rows) == 0:
+        raise StageError(
+            f"{manifest.name}: split '{split}' has no samples with all of {columns}, so no "
+            "generator can be trained; give it paired recordings (or other --subjects)"
+        )
+    return rows.reset_index(drop=True)
+
+
+def _stream_runs(
+    cfg: GeneratorConfig, manifest: Manifest, columns: list[str], target: str
+) -> dict[str, Path]:
+    """The newest finished classifier run of each stream (``--model_path`` for the target,
+    ``--video_model_path`` for ``video``), checked to be of this dataset's classes."""
+    runs = {}
+    for c in columns:
+        path = cfg.model_path if c == target else cfg.video_model_path if c == "video" else None
+        runs[c] = resolve_run(path, cfg, c)
+        classes = json.loads((runs[c] / "metrics.json").read_text()).get("classes")
+        dataset = read_run_config(runs[c]).get("dataset")
+        if (classes and list(classes) != list(manifest.classes)) or dataset != cfg.dataset:
+            raise StageError(
+                f"{runs[c]} ({c} run) is of dataset {dataset} with {len(classes or [])} classes, "
+                f"not of {cfg.dataset} with {len(manifest.classes)}; train {c} on this dataset"
+            )
+    return runs
+
+
+def _run_cross_stream(
+    cfg: GeneratorConfig, manifest: Manifest, sources: list[str], target: str
+) -> RunDir:
+    """``--from A,B --to C``: a regress head on the frozen trunks of the sources' classifier
+    runs (embeddings concatenated) learns C's classifier embedding, under C's frozen head; the
+    control (``--control``) is a head of the same size and budget on the same embeddings trained
+    on the labels alone."""
+    if cfg.method != "regress" or cfg.trunk != "shared":
+        raise StageError(
+            f"--from {','.join(sources)} --to {target}: only --method regress on the frozen "
+            f"(--trunk shared) trunks of each stream's classifier; drop --method {cfg.method} / "
+            f"--trunk {cfg.trunk}"
+        )
+    runs = _stream_runs(cfg, manifest, [*sources, target], target)
+    streams = manifest.streams
+    options = {c: stream_options(c, streams[c].kind, read_run_config(runs[c])) for c in runs}
+    target_trunk, target_head = split_classifier(load_model(runs[target] / "best.keras"))
+    target_head.trainable = False
+    trunks = [split_classifier(load_model(runs[c] / "best.keras"))[0] for c in sources]
+    for t in trunks:
+        t.trainable = False
+    try:
+        source_trunk = build_source_trunk(trunks)
+    except ValueError as exc:
+        raise StageError(f"--from {','.join(sources)}: {exc}") from None
+    rows = {s: _paired(manifest, s, [*sources, target]) for s in ("train", "val")}
+    targets = {
+        s: _targets(
+            target_trunk,
+            ClipLoader(
+                r,
+                manifest.classes,
+                modalities=(target,),
+                streams=streams,
+                batch_size=cfg.batch_size,
+                workers=cfg.workers,
+                **options[target],
+            ),
+        )
+        for s, r in rows.items()
+    }
+    labels = {s: t["probs"] for s, t in targets.items()}
+    source_kw = {**_merge_options([options[c] for c in sources]), "flip": False}
+
+    def loader(split: str, train: bool) -> ClipLoader:
+        return ClipLoader(
+            rows[split],
+            manifest.classes,
+            modalities=tuple(sources),
+            streams=streams,
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            train=train,
+            seed=cfg.seed,
+            workers=cfg.workers,
+            **source_kw,
+        )
+
+    run = RunDir.create(cfg)
+    train_loader = loader("train", True)
+    views = []
+    for _ in range(FEATURE_VIEWS):
+        views.append(np.asarray(predict_arrays(source_trunk, train_loader)))
+        train_loader.on_epoch_end()
+    val_loader = loader("val", False)
+    embeddings = (np.concatenate(views), np.asarray(predict_arrays(source_trunk, val_loader)))
+    head, selection = _fit_regress_head(embeddings, targets, target_head, cfg, run)
+    embed_dim = int(targets["train"]["embedding"].shape[1])
+    control = None
+    if cfg.control:
+        c_head, c_sel = _fit_head_control(
+            embeddings, labels, embed_dim, len(manifest.classes), cfg, run
+        )
+        save_model(c_head, run.path, "control_head")
+        control = _control_info("video_head_control", cfg, c_sel, CONTROL_MONITOR)
+    inference = build_generated_sensor_model(source_trunk, head, target_head)
+    save_model(head, run.path, "generator_head")
+    save_model(inference, run.path)
+    val_out = predict_arrays(inference, val_loader)
+    metrics = {
+        "method": cfg.method,
+        "trunk": cfg.trunk,
+        "sources": sources,
+        "target": target,
+        "stream_runs": {c: str(p.resolve()) for c, p in runs.items()},
+        "stream_options": options,
+        "sensor_run": str(runs[target].resolve()),
+        "video_run": str(runs["video"].resolve()) if "video" in runs else None,
+        "embed_dim": embed_dim,
+        "n_train": len(rows["train"]),
+        "n_val": len(rows["val"]),
+        **selection,
+        "control": control,
+        "val_generated_sensor_accuracy": float(
+            np.mean(np.argmax(val_out["probs"], axis=1) == labels["val"])
+        ),
+        "val_embedding_cosine": float(
+            _mean_cosine(val_out["embedding"], targets["val"]["embedding"])
+        ),
+    }
+    run.finish(metrics)
+    logger.info(
+        "generator %s -> %s: val accuracy of the generated stream %.3f, cosine to real %.3f",
+        "+".join(sources),
+        target,
+        metrics["val_generated_sensor_accuracy"],
+        metrics["val_embedding_cosine"],
+    )
+    return run
