@@ -52,6 +52,7 @@ __all__ = [
     "LAYOUTS",
     "JointLayout",
     "SkeletonAugment",
+    "body_size",
     "layout",
     "mirror_skeleton",
     "normalize_skeleton",
@@ -520,7 +521,7 @@ def body_size(x: np.ndarray, lay: JointLayout | str) -> float:
     positive; 0 when no frame has one (an all-zero sequence).
 
     Example:
-        >>> x = np.zeros((4, 20, 3)); x[:, 1, 1] = 0.5  # shoulder centre 0.5 above hip centre
+        >>> x = np.zeros((4, 20, 3)); x[:, [1, 4, 8], 1] = 0.5  # shoulders 0.5 above the hips
         >>> round(body_size(x, "kinect-v1"), 3)
         0.5
     """
@@ -558,7 +559,7 @@ def normalize_skeleton(
         float32 ``(T, J, C)``.
 
     Example:
-        >>> x = np.zeros((2, 20, 3)); x[:, :, 2] = 3.0; x[:, 1, 1] = 0.5
+        >>> x = np.zeros((2, 20, 3)); x[:, :, 2] = 3.0; x[:, [1, 4, 8], 1] = 0.5
         >>> y = normalize_skeleton(x, "kinect-v1")
         >>> float(y[0, 3, 2]), float(y[0, 1, 1])  # hip centre at the origin, torso length 1
         (0.0, 1.0)
