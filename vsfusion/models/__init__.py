@@ -1,4 +1,5 @@
-"""Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, classifier heads, the generator."""
+"""Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, the skeleton trunk (ST-GCN),
+classifier heads, the generator."""
 
 from vsfusion.models.backbones import (
     BACKBONES,
@@ -33,12 +34,14 @@ from vsfusion.models.i3d import build_i3d, load_i3d_weights
 from vsfusion.models.losses import SoftTargetCrossentropy, classification_loss, top1_accuracy
 from vsfusion.models.r2plus1d import build_r2plus1d_18
 from vsfusion.models.sensor import build_inception_time, fit_normalization
+from vsfusion.models.stgcn import GraphAggregate, build_stgcn, graph_adjacency
 from vsfusion.models.x3d import build_x3d
 
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
     "CrossModalLogits",
+    "GraphAggregate",
     "Temper",
     "build_cmc_model",
     "build_control_head",
@@ -56,6 +59,7 @@ __all__ = [
     "build_i3d",
     "build_inception_time",
     "build_r2plus1d_18",
+    "build_stgcn",
     "build_x3d",
     "check_clip",
     "classification_loss",
@@ -64,6 +68,7 @@ __all__ = [
     "fit_normalization",
     "generator_loss_weights",
     "generator_losses",
+    "graph_adjacency",
     "load_i3d_weights",
     "model_inputs_like",
     "split_classifier",
