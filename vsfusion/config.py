@@ -273,7 +273,11 @@ class StreamConfig(ClassifierConfig):
     )
     width: int | None = _f(None, "width knob of the trunk (channels / filters); default: its own")
     augment: bool = _f(True, "the kind's training augmentation (skeleton: rotation and scale)")
-    flip: bool = _f(True, "left-right mirror of training samples (when the stream can mirror)")
+    flip: bool = _f(
+        False,
+        "left-right mirror of training samples (when the stream can mirror); only where a "
+        "mirrored sample keeps its class (not UTD-MHAD: swipe left/right)",
+    )
     dropout: float = _f(0.3, "dropout before the classifier")
     batch_size: int = _f(16, "batch size")
     epoch: int = _f(60, "maximum number of training epochs")

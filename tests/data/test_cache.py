@@ -203,7 +203,7 @@ def test_validate_output():
     with pytest.raises(DataError, match="2-D"):
         validate_output(np.zeros(5), "sensor", "imu.mat")
     with pytest.raises(DataError, match="NaN/inf"):
-        validate_output(np.array([np.inf]), "skeleton", "sk.mat")
+        validate_output(np.full((1, 20, 3), np.inf), "skeleton", "sk.mat")
 
 
 def test_parallel_needs_picklable_readers(tmp_path):

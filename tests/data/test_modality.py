@@ -72,8 +72,12 @@ def test_kind_checks_name_the_file():
     bad[1, 4, 0] = np.nan
     with pytest.raises(DataError, match=r"k\.mat: skeleton has NaN"):
         modality("skeleton").validate(bad, "k.mat", {})
-    with pytest.raises(DataError, match=r"k\.mat: .*expected \(T, joints, coords\)"):
+    with pytest.raises(DataError, match=r"k\.mat: skeleton must be 3-D"):
         modality("skeleton").validate(np.zeros((3, 20)), "k.mat", {})
+    with pytest.raises(
+        DataError, match=r"k\.mat: skeleton has 19 joints, layout 'kinect-v1' has 20"
+    ):
+        modality("skeleton").validate(np.zeros((3, 19, 3)), "k.mat", {"layout": "kinect-v1"})
 
 
 def test_cache_declares_streams_and_manifest_reads_them(tmp_path):

@@ -397,10 +397,12 @@ class InertialModality(Modality):
 
 
 class SkeletonModality(Modality):
-    """Joint sequences: finite float32 ``(T, joints, coords)``, coords 2 or 3.
+    """Joint sequences: finite float32 ``(T, joints, channels)``: xy, xyz or xyz + visibility.
 
     Attributes it reads from :attr:`StreamInfo.attrs`: ``layout``, a joint layout name of
-    :mod:`vsfusion.data.skeleton` (its joint count is checked, its left/right pairs mirror).
+    :mod:`vsfusion.data.skeleton` (its joint count is checked; loaded sequences are normalised:
+    the first frame's centre at the origin, divided by the body size; its left/right pairs
+    mirror). Without a layout, sequences pass through unnormalised and never mirror.
     """
 
     name = "skeleton"
@@ -408,22 +410,9 @@ class SkeletonModality(Modality):
     hint = "pass a frame count (lengths) to resample skeletons to a common length"
 
     def validate(self, array: Any, where: str, attrs: Mapping[str, Any]) -> np.ndarray:
-        array = super().validate(array, where, attrs)
-        if array.ndim != 3 or array.shape[2] not in (2, 3):
-            raise DataError(
-                f"{where}: skeleton reader returned shape {array.shape}; expected "
-                "(T, joints, coords) with 2 or 3 coordinates"
-            )
-        if attrs.get("layout"):
-            from vsfusion.data.skeleton import layout
+        from vsfusion.data.skeleton import validate_skeleton
 
-            joints = len(layout(attrs["layout"]).joints)
-            if array.shape[1] != joints:
-                raise DataError(
-                    f"{where}: {array.shape[1]} joints, but layout {attrs['layout']!r} has "
-                    f"{joints}; check the reader or the declared layout"
-                )
-        return array.astype(np.float32, copy=False)
+        return validate_skeleton(array, where, joints=attrs.get("layout"))
 
     def check(self, array: np.ndarray, path: str) -> None:
         if array.ndim != 3 or array.shape[0] == 0:
@@ -432,20 +421,36 @@ class SkeletonModality(Modality):
             )
 
     def load(self, array, info, opts, rng, mirror):  # noqa: ANN001, ANN201 - see Modality.load
-        from vsfusion.data.skeleton import layout, mirror_skeleton, resample_skeleton
+        from vsfusion.data.skeleton import (
+            layout,
+            mirror_skeleton,
+            normalize_skeleton,
+            resample_skeleton,
+        )
 
         arr = np.asarray(array, dtype=np.float32)
         if opts.length is not None and arr.shape[0] != opts.length:
             arr = resample_skeleton(arr, opts.length)
+        name = info.attrs.get("layout")
+        if name:
+            arr = normalize_skeleton(arr, layout(name))
         if opts.train and opts.augment is not None:
             arr = np.asarray(opts.augment(arr, rng), dtype=np.float32)
-        name = info.attrs.get("layout")
         if not name:
             return arr, None
         flipped = _draw_mirror(opts, rng, mirror)
         if flipped:
             arr = mirror_skeleton(arr, layout(name))
-        return arr, flipped
+        return arr.astype(np.float32, copy=False), flipped
+
+    def augmentation(self, info: StreamInfo) -> Any:
+        """A small turn about the vertical axis and a scale change (``SkeletonAugment``; its
+        mirror is off: the loader's one mirror decision per sample does that), or None without a
+        declared layout."""
+        from vsfusion.data.skeleton import SkeletonAugment
+
+        name = info.attrs.get("layout")
+        return SkeletonAugment(name, mirror=0.0) if name else None
 
 
 MODALITIES: dict[str, Modality] = {}

@@ -249,6 +249,7 @@ def build_stgcn(
     edge_importance: bool = True,
     block_dropout: float = 0.0,
     name: str = "stgcn",
+    input_name: str = "skeleton",
 ) -> keras.Model:
     """Builds the ST-GCN skeleton trunk, or the trunk plus a softmax classifier head.
 
@@ -273,6 +274,7 @@ def build_stgcn(
         edge_importance: Learn an edge-importance mask per block.
         block_dropout: Dropout after each temporal convolution (the reference's ``dropout``).
         name: Name of the returned model.
+        input_name: Name of the input (the stream's key in a dict batch).
 
     Returns:
         A functional ``keras.Model``.
@@ -315,7 +317,7 @@ def build_stgcn(
     adjacency = graph_adjacency(lay, partition)
     frames, joints, coords = shape[0], int(shape[1]), int(shape[2])
 
-    inputs = keras.Input(shape=(frames, joints, coords), name="skeleton")
+    inputs = keras.Input(shape=(frames, joints, coords), name=input_name)
     x = layers.Reshape((-1, joints * coords), name="skeleton_flat")(inputs)
     x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name="skeleton_bn")(x)
     x = layers.Reshape((-1, joints, coords), name="skeleton_joints")(x)
@@ -338,7 +340,7 @@ def build_stgcn(
         num_classes=num_classes,
         dropout=dropout,
         name=name,
-        input_name="skeleton",
+        input_name=input_name,
     )
     logger.debug(
         "built ST-GCN %s for %s on %s (%s partition): %d params",

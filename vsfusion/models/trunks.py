@@ -70,7 +70,9 @@ def _stgcn(
             "the stgcn trunk needs the skeleton's joint layout: declare the stream's 'layout' "
             "(e.g. kinect-v1) in the dataset adapter"
         )
-    kw: dict[str, Any] = {"width": width} if width else {}
+    kw: dict[str, Any] = {}
+    if width:  # the default block widths scaled so that the last block has ``width`` channels
+        kw["channels"] = tuple(max(8, width * c // 128) for c in (32, 32, 64, 64, 128, 128))
     return build_stgcn(
         tuple(input_shape),
         layout=attrs["layout"],
