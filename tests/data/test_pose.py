@@ -9,7 +9,10 @@ conftest's autouse fixture (which imports keras) for these tests.
 """
 
 import functools
+import json
+import logging
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -213,6 +216,48 @@ def test_read_pose_is_a_build_cache_reader(tmp_path, monkeypatch):
     info = df.attrs["info"]["pose"]["p1/a"]
     assert (info["frames"], info["body"], info["left_hand"]) == (6, 6, 0)
     assert StubHolistic.closed == closed + 2  # the tracker is closed after each clip, even failing
+
+
+def test_command_line_writes_the_cache_layout_and_resumes(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(pose, "require_mediapipe", lambda: None)
+    monkeypatch.setattr(pose, "holistic_detector", lambda *a, **k: StubHolistic())
+    videos = tmp_path / "raw"
+    (videos / "p1").mkdir(parents=True)
+    write_video(videos / "p1" / "a.avi", 20)
+    write_video(videos / "b.avi", 12)
+    (videos / "c.avi").write_bytes(b"not a video")
+    args = ["--videos", str(videos), "--out", str(tmp_path / "out"), "--frames", "5"]
+    assert pose.main([*args, "--presence"]) == 1  # c.avi failed
+    kp = np.load(tmp_path / "out" / "pose" / "p1" / "a.npy")
+    assert kp.shape == (5, 75, 4) and kp.dtype == np.float32
+    assert np.load(tmp_path / "out" / "pose" / "b.npy").shape == (5, 75, 4)
+    assert not (tmp_path / "out" / "pose" / "c.npy").exists()
+    infos = json.loads((tmp_path / "out" / "pose.info.json").read_text())
+    assert sorted(infos) == ["b", "p1/a"] and infos["p1/a"]["body"] == 5
+    # Re-running skips finished files (not rewritten) and retries the failed one.
+    write_video(videos / "c.avi", 8)
+    before = (tmp_path / "out" / "pose" / "b.npy").stat().st_mtime_ns
+    caplog.set_level(logging.INFO, logger=pose.__name__)
+    assert pose.main(args) == 0
+    assert "wrote 1, skipped 2 existing, 0 failed" in caplog.text
+    assert (tmp_path / "out" / "pose" / "b.npy").stat().st_mtime_ns == before
+    assert np.load(tmp_path / "out" / "pose" / "c.npy").shape == (5, 75, 3)
+    assert pose.main(["--videos", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+
+
+def test_importing_pose_loads_no_keras_or_tensorflow():
+    code = (
+        "import sys, vsfusion.data.pose; "
+        "print(sorted({'keras', 'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_to_clip_coords_matches_the_cache_crop():
