@@ -9,7 +9,7 @@ OUT ?= runs/demo
 BENCH_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test test-fast lint bench clean venv
+.PHONY: demo test test-fast lint bench clean venv venv-pose test-pose
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,20 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.runtime
+
+# Pose extraction (vsfusion.data.pose) gets its own environment: mediapipe 0.10.21 pins protobuf<5
+# and numpy<2, TensorFlow 2.21 needs protobuf>=6.31. Then: $(POSE_VENV)/bin/python -m vsfusion.data.pose
+POSE_VENV ?= .venv-pose
+$(POSE_VENV)/.pose: pyproject.toml
+	test -x $(POSE_VENV)/bin/python || $(PYTHON) -m venv $(POSE_VENV)
+	$(POSE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(POSE_VENV)/bin/python -m pip install -q -e '.[pose]' 'pytest>=8'
+	touch $@
+
+venv-pose: $(POSE_VENV)/.pose
+
+test-pose: $(POSE_VENV)/.pose
+	$(POSE_VENV)/bin/python -m pytest -q tests/data/test_pose.py
 
 demo: $(VENV)/.runtime
 	$(PY) reproduce.py --dataset demo --out $(OUT) --preset fast --seed $(SEED)
