@@ -63,6 +63,7 @@ import numpy as np
 
 from vsfusion.data.errors import DataError
 from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text
+from vsfusion.data.skeleton import layout
 from vsfusion.data.video import (
     VIDEO_PATTERNS,
     _find_videos,
@@ -113,57 +114,7 @@ MISSING_MEDIAPIPE = (
     "(or run python -m vsfusion.data.pose in an environment that has it)"
 )
 
-_BODY_NAMES = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
-_HAND_NAMES = ("wrist",) + tuple(
-    f"{finger}_{part}"
-    for finger, parts in (
-        ("thumb", ("cmc", "mcp", "ip", "tip")),
-        ("index", ("mcp", "pip", "dip", "tip")),
-        ("middle", ("mcp", "pip", "dip", "tip")),
-        ("ring", ("mcp", "pip", "dip", "tip")),
-        ("pinky", ("mcp", "pip", "dip", "tip")),
-    )
-    for part in parts
-)
-JOINT_NAMES: tuple[str, ...] = (
-    _BODY_NAMES
-    + tuple(f"left_hand_{n}" for n in _HAND_NAMES)
-    + tuple(f"right_hand_{n}" for n in _HAND_NAMES)
-)
+JOINT_NAMES: tuple[str, ...] = tuple(layout(POSE_LAYOUT).joints)
 """The 75 joint names in array order (see the module docstring)."""
 
 Detector = Callable[[np.ndarray], Any]
