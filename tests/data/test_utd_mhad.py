@@ -134,14 +134,16 @@ def test_standard_protocol_per_modality_folders(release8, tmp_path):
     assert subj["test"] == {"2", "4", "6", "8"}
     assert subj["val"] and subj["train"] and subj["val"] | subj["train"] == {"1", "3", "5", "7"}
     assert not subj["val"] & subj["train"]
-    assert m.modalities == ("video", "sensor")
-    key = cache_key(**utd_mhad.cache_params("depth"))
+    assert m.modalities == ("video", "sensor", "skeleton")  # Skeleton/ files present: cached
+    key = cache_key(**utd_mhad.cache_params("depth", skeleton=True))
     for row in m.samples.itertuples():
         assert Path(row.video).parent == (tmp_path / "cache" / key / "video").resolve()
         v, s = np.load(row.video), np.load(row.sensor)
         assert v.shape == (CACHE_FRAMES, CACHE_SIZE, CACHE_SIZE, 1) and v.dtype == np.uint8
         assert s.shape == (SENSOR_STEPS, 6) and s.dtype == np.float32
         assert v.max() == 255 and v.min() == 0
+        k = np.load(row.skeleton)
+        assert k.shape == (CACHE_FRAMES, 20, 3) and k.dtype == np.float32
 
 
 @pytest.mark.parametrize("layout", ["flat", "lower"])

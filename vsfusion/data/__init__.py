@@ -1,7 +1,8 @@
 """vsfusion.data: manifests, splits, decoding, resampling, the batch loader and dataset adapters.
 
-``DATASETS`` is the one registry of dataset adapters: name -> ``load(root, **kwargs) -> Manifest``.
-It feeds argparse ``choices`` and test parametrisation.
+``DATASETS`` is the one registry of dataset adapters: name -> ``load(root, **kwargs) -> Manifest``,
+the ``load`` of a :class:`~vsfusion.data.adapter.DatasetAdapter` subclass (one per dataset, see
+``vsfusion.data.adapter``). It feeds argparse ``choices`` and test parametrisation.
 
 ``ClipLoader`` is imported lazily (on first attribute access) because it needs Keras; the rest of
 this package, and the preprocessing worker processes, then start without importing a backend.
@@ -16,10 +17,12 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vsfusion.data import berkeley_mhad, folder, utd_mhad, vsl
+from vsfusion.data import berkeley_mhad, demo, folder, utd_mhad, vsl
+from vsfusion.data.adapter import DatasetAdapter
 from vsfusion.data.errors import DataError
 from vsfusion.data.manifest import Manifest
 from vsfusion.data.splits import carve_validation, subject_split
@@ -31,6 +34,7 @@ __all__ = [
     "DATASETS",
     "ClipLoader",
     "DataError",
+    "DatasetAdapter",
     "Manifest",
     "carve_validation",
     "dataset_fact",
@@ -38,21 +42,15 @@ __all__ = [
     "subject_split",
 ]
 
-
-def _load_demo(root: str | os.PathLike, seed: int = 0, val_fraction: float = 0.25) -> Manifest:
-    """Load the synthetic demo dataset (``vsfusion.data.demo``, imported on first use)."""
-    from vsfusion.data import demo
-
-    return demo.load(root, seed=seed, val_fraction=val_fraction)
-
-
 DATASETS: dict[str, Callable[..., Manifest]] = {
     "MHAD": berkeley_mhad.load,
     "UTD-MHAD": utd_mhad.load,
     "VSL": vsl.load,
-    "demo": _load_demo,
+    "demo": demo.load,
     "folder": folder.load,
 }
+"""Name -> the adapter's ``load`` (its :class:`~vsfusion.data.adapter.DatasetAdapter` subclass is
+``DATASETS[name].adapter``)."""
 
 
 def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
@@ -85,20 +83,23 @@ def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
 
 
 def dataset_fact(name: str, fact: str, default: Any = None) -> Any:
-    """A module constant of a dataset's adapter (e.g. ``SENSOR_UNIT_CHANNELS``), or ``default``.
+    """A fact of a dataset's adapter (e.g. ``SENSOR_UNIT_CHANNELS``), or ``default``.
+
+    Looked up on the adapter class (e.g. ``modalities``, ``protocols``), then among its module's
+    constants (``SENSOR_UNIT_CHANNELS``, ``DEFAULT_VIDEO_MODALITY``, ...).
 
     Example:
         >>> dataset_fact("UTD-MHAD", "SENSOR_UNIT_CHANNELS"), dataset_fact("folder", "NOPE", 0)
         (6, 0)
+        >>> sorted(dataset_fact("UTD-MHAD", "modalities"))
+        ['sensor', 'skeleton', 'video']
     """
-    import importlib
-
-    if name not in DATASETS:
+    adapter = getattr(DATASETS.get(name), "adapter", None)
+    if adapter is None:
         return default
-    module = DATASETS[name].__module__
-    if module == __name__:  # a lazy wrapper here, named after its module (``_load_demo``)
-        module = f"{__name__}.{name}"
-    return getattr(importlib.import_module(module), fact, default)
+    if hasattr(adapter, fact):
+        return getattr(adapter, fact)
+    return getattr(sys.modules[adapter.__module__], fact, default)
 
 
 def __getattr__(name: str) -> Any:

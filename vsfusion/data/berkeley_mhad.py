@@ -88,20 +88,22 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import pandas as pd
 
-from vsfusion.data.cache import Entry, build_cache, cache_key
+from vsfusion.data import sensor as _sensor
+from vsfusion.data import video as _video
+from vsfusion.data.adapter import DatasetAdapter
+from vsfusion.data.cache import Entry
 from vsfusion.data.errors import DataError
-from vsfusion.data.manifest import Manifest
 from vsfusion.data.sensor import resample, validate_sensor
-from vsfusion.data.splits import carve_validation
 from vsfusion.data.video import (
     check_crop,
     crop_clip,
     crop_params,
-    log_crop,
     resize_shorter,
     uniform_indices,
 )
@@ -109,6 +111,7 @@ from vsfusion.data.video import (
 __all__ = [
     "ACTIONS",
     "BAYER_PATTERN",
+    "BerkeleyMHAD",
     "CACHE_FRAMES",
     "CACHE_SIZE",
     "DEFAULT_CAMERA",
@@ -161,11 +164,11 @@ DEFAULT_CAMERA: tuple[int, int] = (1, 1)
 """(cluster, camera) read by default: ``Cluster01/Cam01``, the front camera of the demo script."""
 BAYER_PATTERN: str | None = "GRBG"
 """Bayer pattern of the raw PGM frames (what the dataset's demo script demosaics with)."""
-CACHE_FRAMES = 32
+CACHE_FRAMES = _video.CACHE_FRAMES
 """Frames kept per clip in the cache (the loader samples its ``num_frames`` from these)."""
-CACHE_SIZE = 128
+CACHE_SIZE = _video.CACHE_SIZE
 """Side of the cached square frames (the loader crops its ``crop_size`` from these)."""
-SENSOR_STEPS = 128
+SENSOR_STEPS = _sensor.SENSOR_STEPS
 """Steps the fused 18-channel recording is resampled to."""
 GRID_HZ = 64.0
 """Rate of the common time grid the units are interpolated onto (about twice their own rate)."""
@@ -621,154 +624,177 @@ def _split_of(protocol: str, subject: int, repetition: int) -> str:
     return next((s for s, subs in PROTOCOLS[protocol].items() if subject in subs), "")
 
 
-def load(
-    root: str | os.PathLike,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.25,
-    cache_dir: str | os.PathLike = "cache/MHAD",
-    protocol: str | None = None,
-    workers: int = 2,
-    camera: tuple[int, int] = DEFAULT_CAMERA,
-    bayer: str | None = BAYER_PATTERN,
-    subjects: Iterable[int] | None = None,
-    video_crop: str | None = None,
-) -> Manifest:
-    """Prepare (once, cached) and load Berkeley MHAD under one protocol.
-
-    Args:
-        root: Release root (see the module docstring for the layout).
-        seed: Seed of the validation carve (protocol ``"standard"``).
-        val_fraction: Fraction of training samples, as whole subjects, carved out for
-            validation under ``"standard"`` (unused by ``"original"`` and ``"dev"``).
-        cache_dir: Cache folder; arrays go to ``<cache_dir>/<cache_key(...)>/``.
-        protocol: ``"standard"`` (default), ``"original"`` or ``"dev"`` (see :data:`PROTOCOLS`).
-        workers: Preparation worker processes (``<= 1``: in this process).
-        camera: ``(cluster, cam)`` of the video stream, e.g. ``(1, 1)`` for ``Cluster01/Cam01``.
-        bayer: Bayer pattern of the frames (``None``: keep one grey channel).
-        subjects: Only prepare these subjects (quick runs and tests); default all the protocol
-            uses.
-        video_crop: ``"centre"`` (default) or ``"person"`` (the square around the clip's
-            motion, see :func:`read_camera`), a separate cache.
-
-    Returns:
-        The validated :class:`Manifest` named ``"MHAD"``; ids are ``sSS/aAA_rRR``, subjects
-        ``"1"`` .. ``"12"``, labels :data:`ACTIONS` values; ``video`` is ``""`` everywhere when
-        the release has no camera frames.
-
-    Raises:
-        DataError: Unknown protocol, layout problems, the protocol's test subjects absent (use
-            ``protocol="dev"``), an impossible validation carve, or a
-            :meth:`Manifest.validate` error.
+class BerkeleyMHAD(DatasetAdapter):
+    """The Berkeley MHAD adapter (module docstring): six Shimmer accelerometers, one camera.
 
     Example:
-        >>> m = load("/data/BerkeleyMHAD", protocol="standard", workers=2)  # doctest: +SKIP
-        >>> m.summary()["test"]  # doctest: +SKIP
-        274
+        >>> BerkeleyMHAD.modalities["sensor"]["unit_channels"], list(BerkeleyMHAD.protocols)
+        (3, ['standard', 'original', 'dev'])
     """
-    protocol = protocol or "standard"
-    crop = check_crop(video_crop)
-    if protocol not in PROTOCOLS:
-        raise DataError(f"{NAME}: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
-    if bayer is not None and bayer not in _BAYER_CODES:
-        raise DataError(
-            f"{NAME}: unknown Bayer pattern {bayer!r}; choose one of {sorted(_BAYER_CODES)}"
-        )
-    camera = (int(camera[0]), int(camera[1]))
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
-    use = _protocol_subjects(protocol)
-    if subjects is not None:
-        use &= {int(s) for s in subjects}
-    recs, has_camera = scan(root, camera, use)
-    _check_subjects(root, protocol, {r.subject for r in recs if r.units})
-    if not has_camera:
-        log.info("%s: no camera frames under %s: sensor-only preparation", NAME, root)
 
-    found = {(r.subject, r.action, r.repetition) for r in recs}
-    absent = [
-        _rec_name(s, a, rep)
-        for s in sorted({r.subject for r in recs})
-        for a in ACTIONS
-        for rep in REPETITIONS
-        if (s, a, rep) not in found
-    ]
-    skipped: list[str] = []
-    entries: list[Entry] = []
-    for r in recs:
-        missing = [f"Shimmer{k:02d}" for k in UNITS if k not in r.units]
-        why = []
-        if missing:
-            why.append(
-                "missing " + ("all 6 Shimmer units" if len(missing) == 6 else ", ".join(missing))
-            )
-        if has_camera and not r.frames:
-            why.append(f"no Cluster{camera[0]:02d}/Cam{camera[1]:02d} frames")
-        if why:
-            skipped.append(f"{r.name} ({'; '.join(why)})")
-            continue
-        sensor_src = {f"h{k:02d}": r.units[k] for k in UNITS} | {"timestamps": r.timestamps}
-        sources = {"sensor": sensor_src}
-        if has_camera:
-            sources["video"] = {"frames": r.frames, **sensor_src}
-        entries.append(
-            Entry(
-                id=f"s{r.subject:02d}/a{r.action:02d}_r{r.repetition:02d}",
-                label=ACTIONS[r.action],
-                subject=str(r.subject),
-                split=_split_of(protocol, r.subject, r.repetition),
-                sources=sources,
-            )
-        )
-    if skipped or absent:
-        parts = skipped[:_MAX_LISTED] + (
-            [f"... and {len(skipped) - _MAX_LISTED} more"] if len(skipped) > _MAX_LISTED else []
-        )
-        if absent:
-            names = ", ".join(absent[:_MAX_LISTED]) + (" ..." if len(absent) > _MAX_LISTED else "")
-            parts.append(f"{len(absent)} absent from the release ({names})")
-        log.warning(
-            "%s: %d recordings skipped: %s", NAME, len(skipped) + len(absent), "; ".join(parts)
-        )
-    if not entries:
-        raise DataError(f"{root}: no complete recording found (all 6 Shimmer units needed)")
-
-    key = cache_key(
-        dataset=NAME,
-        root=str(root),
-        camera=list(camera),
-        bayer=bayer,
-        frames=CACHE_FRAMES,
-        size=CACHE_SIZE,
-        steps=SENSOR_STEPS,
-        grid_hz=GRID_HZ,
-        format=_FORMAT,
-        **crop_params(crop),
-    )
-    readers = {
-        "sensor": functools.partial(read_sensor, steps=SENSOR_STEPS, grid_hz=GRID_HZ),
-        "video": functools.partial(
-            read_camera,
-            num_frames=CACHE_FRAMES,
-            size=CACHE_SIZE,
-            bayer=bayer,
-            crop=crop,
-            with_info=True,
-        ),
+    name = NAME
+    modalities = {
+        "video": {"kind": "rgb"},
+        "sensor": {
+            "kind": "inertial",
+            "unit_channels": SENSOR_UNIT_CHANNELS,
+            "units": [f"Shimmer{k:02d}" for k in UNITS],
+        },
     }
-    df = build_cache(entries, Path(cache_dir) / key, readers, workers=workers, desc=NAME)
-    if has_camera:
-        log_crop(NAME, crop, df)
-    if protocol == "standard":
-        try:
-            df = carve_validation(df, val_fraction, seed)
-        except DataError as e:
-            raise DataError(f"{root}: {e}") from None
-    elif not (df["split"] == "val").any() and (df["split"] == "train").any():
-        log.warning("%s: protocol %r has no validation samples here; carving them", NAME, protocol)
-        df = carve_validation(df, val_fraction, seed)
-    classes = sorted(set(df.loc[df["split"] == "train", "label"]))
-    manifest = Manifest(samples=df, classes=classes, name=NAME, root=root).validate()
-    log.info("loaded %s (protocol %s)", manifest.summary(), protocol)
-    return manifest
+    protocols = {
+        "standard": "cross-subject: subjects 1-7 train (validation carved), 8-12 test",
+        "original": "per repetition across subjects 1-12: 1-3 train, 4 val, 5 test",
+        "dev": "subjects 1-5 train, 6 val, 7 test",
+    }
+    default_protocol = "standard"
+    options = {
+        "cache_dir": "cache/MHAD",
+        "protocol": None,
+        "workers": 2,
+        "camera": DEFAULT_CAMERA,
+        "bayer": BAYER_PATTERN,
+        "subjects": None,
+        "video_crop": None,
+    }
+    root_hint = "pass the Berkeley MHAD release root (Accelerometer/, Time_stamps/, Camera/)"
+
+    def check(self) -> None:
+        bayer = self.opts["bayer"]
+        if bayer is not None and bayer not in _BAYER_CODES:
+            raise DataError(
+                f"{NAME}: unknown Bayer pattern {bayer!r}; choose one of {sorted(_BAYER_CODES)}"
+            )
+        self.camera = (int(self.opts["camera"][0]), int(self.opts["camera"][1]))
+        self.crop = check_crop(self.opts["video_crop"])
+        if bayer is None:
+            self.modalities = {**self.modalities, "video": {"kind": "rgb", "channels": 1}}
+        super().check()
+
+    def scan(self) -> list[Entry]:
+        root, camera = self.root, self.camera
+        use = _protocol_subjects(self.protocol)
+        if self.opts["subjects"] is not None:
+            use &= {int(s) for s in self.opts["subjects"]}
+        recs, self.has_camera = scan(root, camera, use)
+        _check_subjects(root, self.protocol, {r.subject for r in recs if r.units})
+        if not self.has_camera:
+            log.info("%s: no camera frames under %s: sensor-only preparation", NAME, root)
+        found = {(r.subject, r.action, r.repetition) for r in recs}
+        absent = [
+            _rec_name(s, a, rep)
+            for s in sorted({r.subject for r in recs})
+            for a in ACTIONS
+            for rep in REPETITIONS
+            if (s, a, rep) not in found
+        ]
+        skipped: list[str] = []
+        entries: list[Entry] = []
+        self._repetition: dict[str, tuple[int, int]] = {}
+        for r in recs:
+            missing = [f"Shimmer{k:02d}" for k in UNITS if k not in r.units]
+            why = []
+            if missing:
+                why.append(
+                    "missing "
+                    + ("all 6 Shimmer units" if len(missing) == 6 else ", ".join(missing))
+                )
+            if self.has_camera and not r.frames:
+                why.append(f"no Cluster{camera[0]:02d}/Cam{camera[1]:02d} frames")
+            if why:
+                skipped.append(f"{r.name} ({'; '.join(why)})")
+                continue
+            sensor_src = {f"h{k:02d}": r.units[k] for k in UNITS} | {"timestamps": r.timestamps}
+            sources: dict[str, Any] = {"sensor": sensor_src}
+            if self.has_camera:
+                sources["video"] = {"frames": r.frames, **sensor_src}
+            sid = f"s{r.subject:02d}/a{r.action:02d}_r{r.repetition:02d}"
+            self._repetition[sid] = (r.subject, r.repetition)
+            entries.append(Entry(sid, ACTIONS[r.action], str(r.subject), "", sources))
+        if skipped or absent:
+            parts = skipped[:_MAX_LISTED] + (
+                [f"... and {len(skipped) - _MAX_LISTED} more"] if len(skipped) > _MAX_LISTED else []
+            )
+            if absent:
+                names = ", ".join(absent[:_MAX_LISTED]) + (
+                    " ..." if len(absent) > _MAX_LISTED else ""
+                )
+                parts.append(f"{len(absent)} absent from the release ({names})")
+            log.warning(
+                "%s: %d recordings skipped: %s", NAME, len(skipped) + len(absent), "; ".join(parts)
+            )
+        if not entries:
+            raise DataError(f"{root}: no complete recording found (all 6 Shimmer units needed)")
+        return entries
+
+    def split(self, entries: list[Entry]) -> list[Entry]:
+        """Subject lists (``"standard"``, ``"dev"``) or repetitions (``"original"``)."""
+        return [
+            Entry(
+                e.id,
+                e.label,
+                e.subject,
+                _split_of(self.protocol, *self._repetition[e.id]),
+                e.sources,
+            )
+            for e in entries
+        ]
+
+    def readers(self) -> dict[str, Any]:
+        readers: dict[str, Any] = {
+            "sensor": functools.partial(read_sensor, steps=SENSOR_STEPS, grid_hz=GRID_HZ)
+        }
+        if self.has_camera:
+            readers["video"] = functools.partial(
+                read_camera,
+                num_frames=CACHE_FRAMES,
+                size=CACHE_SIZE,
+                bayer=self.opts["bayer"],
+                crop=self.crop,
+                with_info=True,
+            )
+        return readers
+
+    def cache_params(self, modality: str, entries: list[Entry]) -> dict[str, Any]:
+        return dict(
+            dataset=NAME,
+            root=str(self.root),
+            camera=list(self.camera),
+            bayer=self.opts["bayer"],
+            frames=CACHE_FRAMES,
+            size=CACHE_SIZE,
+            steps=SENSOR_STEPS,
+            grid_hz=GRID_HZ,
+            format=_FORMAT,
+            **crop_params(self.crop),
+        )
+
+    def carve(self, df: pd.DataFrame) -> pd.DataFrame:
+        if (
+            self.protocol != "standard"
+            and self.val_fraction
+            and not (df["split"] == "val").any()
+            and (df["split"] == "train").any()
+        ):
+            log.warning(
+                "%s: protocol %r has no validation samples here; carving them", NAME, self.protocol
+            )
+        return super().carve(df)
+
+
+load = BerkeleyMHAD.load
+"""``load(root, seed=0, val_fraction=0.25, *, cache_dir="cache/MHAD", protocol=None, workers=2,
+camera=DEFAULT_CAMERA, bayer=BAYER_PATTERN, subjects=None, video_crop=None) -> Manifest``.
+
+Prepare (once, cached) and load Berkeley MHAD under one protocol (:data:`PROTOCOLS`): ids are
+``sSS/aAA_rRR``, subjects ``"1"`` .. ``"12"``, labels :data:`ACTIONS` values; ``video`` is ``""``
+everywhere when the release has no camera frames. ``subjects`` restricts the preparation (quick
+runs and tests); ``val_fraction`` of the training samples, as whole subjects, become validation
+when the protocol gives none (0: no validation split). ``camera=(cluster, cam)`` picks the video
+stream, ``bayer=None`` keeps one grey channel, ``video_crop="person"`` crops around the motion
+(a separate cache).
+
+Example:
+    >>> m = load("/data/BerkeleyMHAD", protocol="dev", workers=2)  # doctest: +SKIP
+    >>> m.summary()["test"]  # doctest: +SKIP
+    55
+"""

@@ -75,12 +75,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pandas as pd
 
 from vsfusion.data.errors import DataError
 from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text
-from vsfusion.data.manifest import Manifest
+from vsfusion.data.processed import ProcessedLayout, write_split_csvs
 
 __all__ = [
+    "Demo",
     "CLASSES",
     "DEFAULT_ROOT",
     "DURATION_S",
@@ -704,11 +706,7 @@ def generate(
         for p in sorted((root / modality).rglob("*.npy")):
             if p.relative_to(root / modality).as_posix() not in keep:
                 p.unlink()
-    for split in ("train", "test"):
-        lines = ["file,label,subject"] + [
-            f"{f},{lab},{sub}" for f, lab, sub, sp in rows if sp == split
-        ]
-        atomic_write_text(root / f"{split}.csv", "\n".join(lines) + "\n")
+    write_split_csvs(root, pd.DataFrame(rows, columns=["file", "label", "subject", "split"]))
     lines = ["file,label,subject,split"] + [",".join(r) for r in rows]
     atomic_write_text(root / "manifest.csv", "\n".join(lines) + "\n")
     info = {
@@ -777,44 +775,58 @@ def is_current(root: str | os.PathLike, seed: int = 0, **gen_kwargs: Any) -> boo
     return (root / "train.csv").is_file() and (root / "test.csv").is_file()
 
 
-def load(
-    root: str | os.PathLike | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.25,
-    *,
-    data_seed: int | None = 0,
-    **gen_kwargs: Any,
-) -> Manifest:
-    """Load the demo dataset, generating it first when absent, incomplete or stale.
+class Demo(ProcessedLayout):
+    """The demo dataset's adapter: generate when absent, incomplete or stale, then read it.
 
-    Args:
-        root: Dataset folder; default ``data/demo``.
-        seed: Seed of the validation carve (and of the data when ``data_seed`` is None).
-        val_fraction: Fraction of training subjects carved out for validation.
-        data_seed: Generation seed; default 0, so runs with different seeds share one dataset and
-            their spread measures training variation. None ties the data to ``seed``.
-        **gen_kwargs: Passed to :func:`generate` (``n_subjects``, ``reps``, ``num_frames``,
-            ``size``, ``sensor_steps``, ``duration``, ``noise``).
-
-    Returns:
-        The validated :class:`vsfusion.data.manifest.Manifest` (splits train, val and test).
-
-    Raises:
-        DataError: ``root`` holds something other than a demo dataset, or the data is invalid.
+    Options: ``data_seed`` (generation seed; default 0, so runs with different seeds share one
+    dataset and their spread measures training variation; ``None`` ties the data to ``seed``) and
+    the keyword arguments of :func:`generate`.
 
     Example:
-        >>> m = load("data/demo", seed=0)  # doctest: +SKIP
-        >>> sorted(set(m.samples["split"]))  # doctest: +SKIP
-        ['test', 'train', 'val']
+        >>> Demo.modalities["sensor"]
+        {'kind': 'inertial', 'unit_channels': 6}
     """
-    from vsfusion.data.vsl import load_processed  # lazily: vsfusion.data imports this module
 
-    root = Path(root) if root is not None else DEFAULT_ROOT
-    gseed = seed if data_seed is None else data_seed
-    if not is_current(root, gseed, **gen_kwargs):
-        log.info("demo: generating %s (seed %d)", root, gseed)
-        generate(root, gseed, **gen_kwargs)
-    return load_processed(root, name=NAME, val_fraction=val_fraction, seed=seed)
+    name = NAME
+    modalities = {"video": {"kind": "rgb"}, "sensor": {"kind": "inertial", "unit_channels": 6}}
+    protocols = {"cross-subject": PROTOCOL}
+    default_protocol = "cross-subject"
+    options: dict[str, Any] = {
+        "data_seed": 0,
+        "n_subjects": NUM_SUBJECTS,
+        "reps": NUM_REPS,
+        "num_frames": NUM_FRAMES,
+        "size": SIZE,
+        "sensor_steps": SENSOR_STEPS,
+        "duration": DURATION_S,
+        "noise": 1.0,
+    }
+    default_root = None
+    root_hint = "pass an empty or new folder as the demo root"
+
+    def __init__(self, root: str | os.PathLike | None = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(DEFAULT_ROOT if root is None else root, *args, **kwargs)
+
+    def check(self) -> None:
+        gen = {k: v for k, v in self.opts.items() if k != "data_seed"}
+        data_seed = self.opts["data_seed"]
+        gseed = self.seed if data_seed is None else data_seed
+        if not is_current(self.root, gseed, **gen):
+            log.info("demo: generating %s (seed %d)", self.root, gseed)
+            generate(self.root, gseed, **gen)
+        super().check()
+
+
+load = Demo.load
+"""``load(root=None, seed=0, val_fraction=0.25, *, data_seed=0, **generate_kwargs) -> Manifest``:
+the demo dataset (default root ``data/demo``), generated first when absent, incomplete or stale
+(see :class:`Demo`); ``seed`` seeds the validation carve.
+
+Example:
+    >>> m = load("data/demo", seed=0)  # doctest: +SKIP
+    >>> sorted(set(m.samples["split"]))  # doctest: +SKIP
+    ['test', 'train', 'val']
+"""
 
 
 def render_preview(

@@ -60,18 +60,22 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vsfusion.data.cache import Entry, build_cache, cache_key
+from vsfusion.data import sensor as _sensor
+from vsfusion.data import video as _video
+from vsfusion.data.adapter import DatasetAdapter
+from vsfusion.data.cache import Entry
 from vsfusion.data.errors import DataError
-from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS, Manifest
+from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS
 from vsfusion.data.sensor import TIME_COLUMNS, resample, validate_sensor
-from vsfusion.data.splits import carve_validation
-from vsfusion.data.video import check_crop, crop_clip, crop_params, log_crop, read_video
+from vsfusion.data.video import VIDEO_EXTENSIONS, check_crop, crop_params, read_clip
 
 __all__ = [
+    "Folder",
     "CACHE_FRAMES",
     "CACHE_SIZE",
     "NAME",
@@ -90,13 +94,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NAME = "folder"
-CACHE_FRAMES = 32
-"""Frames kept per clip in the cache (the loader samples its ``num_frames`` from these)."""
-CACHE_SIZE = 128
-"""Side of the cached square frames (the loader crops its ``crop_size`` from these)."""
-SENSOR_STEPS = 128
-"""Steps every sensor recording is resampled to."""
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv")
+CACHE_FRAMES = _video.CACHE_FRAMES
+"""Frames kept per clip in the cache (read at load time, so a test may lower it)."""
+CACHE_SIZE = _video.CACHE_SIZE
+"""Side of the cached square frames (read at load time)."""
+SENSOR_STEPS = _sensor.SENSOR_STEPS
+"""Steps every sensor recording is resampled to (read at load time)."""
 SENSOR_EXTENSIONS: tuple[str, ...] = (".csv", ".npy")
 SUBJECT_PATTERN = r"^(?P<subject>[^_]+)_"
 """Default subject regex: the file name's prefix before the first underscore."""
@@ -106,45 +109,6 @@ _FORMAT = 1  # bump when the readers below change what they store
 
 # ---------------------------------------------------------------------------------------------
 # readers (top-level and picklable: they run in build_cache's worker processes)
-
-
-def read_clip(
-    path: str,
-    num_frames: int = CACHE_FRAMES,
-    size: int = CACHE_SIZE,
-    crop: str = "centre",
-    with_info: bool = False,
-) -> np.ndarray | tuple[np.ndarray, dict]:
-    """Decode a video to uint8 ``(num_frames, size, size, 3)``: uniform sampling, resize, crop.
-
-    The RGB video reader of the folder, VSL (raw) and UTD-MHAD (rgb) datasets. With
-    ``crop="person"`` frames are decoded at twice ``size`` (shorter side) and the square around
-    the clip's motion is cut and resized to ``size`` (:func:`~vsfusion.data.video.crop_clip`); a
-    still clip falls back to the centre crop.
-
-    Args:
-        path: Video file.
-        num_frames: Frames sampled uniformly in time (centre of each segment).
-        size: Shorter side after resizing, and the side of the centre crop.
-        crop: ``"centre"`` or ``"person"``.
-        with_info: Also return the crop info (``{"crop", "box", "frame"}``, ``"warning"`` after
-            a fallback), as the cache's readers do.
-
-    Returns:
-        Contiguous uint8 RGB array ``(num_frames, size, size, 3)``, or ``(clip, info)`` with
-        ``with_info``.
-
-    Raises:
-        DataError: The file is missing or cannot be decoded.
-
-    Example:
-        >>> read_clip("train/wave/p1_wave.mp4", 16, 112).shape  # doctest: +SKIP
-        (16, 112, 112, 3)
-    """
-    crop = check_crop(crop)
-    decode = size if crop == "centre" else 2 * size
-    clip, info = crop_clip(read_video(path, num_frames=num_frames, size=decode), size, crop, path)
-    return (clip, info) if with_info else clip
 
 
 def _is_number(text: str) -> bool:
@@ -367,106 +331,76 @@ def scan(root: str | os.PathLike, subject_pattern: str | None = SUBJECT_PATTERN)
     return df
 
 
-def _check_labels(df: pd.DataFrame) -> None:
-    """Before any decoding: train non-empty, every val/test label a training label (source named)."""
-    train_labels = set(df.loc[df["split"] == "train", "label"])
-    if not train_labels:
-        raise DataError("split 'train' has no samples; put videos in train/<label>/")
-    bad = df[(df["split"] != "train") & ~df["label"].isin(train_labels)]
-    if len(bad):
-        r = bad.iloc[0]
-        raise DataError(
-            f"{r['video'] or r['sensor']}: label {r['label']!r} occurs in split {r['split']!r} but "
-            "not in 'train'; add training samples of that class or drop it from the split"
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # the adapter
 
 
-def load(
-    root: str | os.PathLike,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.25,
-    cache_dir: str | os.PathLike = "cache/folder",
-    protocol: str | None = None,
-    workers: int = 2,
-    subject_pattern: str | None = SUBJECT_PATTERN,
-    video_crop: str | None = None,
-) -> Manifest:
-    """Prepare (once, cached) and load a class-per-folder dataset.
-
-    Args:
-        root: Dataset root (``train/``, ``test/``, optional ``val/``; see the module docstring).
-        seed: Seed of the validation carve.
-        val_fraction: Fraction of training samples, as whole subjects, moved to "val" when there is
-            no ``val/`` folder; 0 disables the carve.
-        cache_dir: Cache folder; arrays go to ``<cache_dir>/<cache_key(...)>/``.
-        protocol: ``None`` or ``"folders"`` (splits from the top folders).
-        workers: Preparation worker processes (``<= 1``: in this process).
-        subject_pattern: Regex taking the subject from each file name; ``None``: one subject per
-            sample.
-        video_crop: ``"centre"`` (default) or ``"person"`` (the square around the clip's motion,
-            see :func:`read_clip`), a separate cache.
-
-    Returns:
-        The validated :class:`Manifest` named ``"folder"``; ids are ``<split>/<label>/<stem>``.
-
-    Raises:
-        DataError: Layout problems (see :func:`scan`), a carve that is impossible (one training
-            subject), or any :meth:`Manifest.validate` error (e.g. a test label absent from train).
+class Folder(DatasetAdapter):
+    """The class-per-folder adapter (module docstring).
 
     Example:
-        >>> m = load("data/my_gestures", cache_dir="cache/folder", workers=2)  # doctest: +SKIP
-        >>> m.summary()["train"]  # doctest: +SKIP
-        96
+        >>> Folder.protocols["folders"][:20]
+        'the top folder is th'
     """
-    crop = check_crop(video_crop)
-    if protocol not in (None, *PROTOCOLS):
-        raise DataError(f"folder: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
-    found = scan(root, subject_pattern)
-    _check_labels(found)
-    entries = [
-        Entry(
-            r.id,
-            r.label,
-            r.subject,
-            r.split,
-            {m: getattr(r, m) for m in MODALITY_COLUMNS if getattr(r, m)},
-        )
-        for r in found.itertuples(index=False)
-    ]
-    key = cache_key(
-        dataset=NAME,
-        root=str(root),
-        frames=CACHE_FRAMES,
-        size=CACHE_SIZE,
-        steps=SENSOR_STEPS,
-        format=_FORMAT,
-        **crop_params(crop),
-    )
-    readers = {
-        "video": functools.partial(
-            read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
-        ),
-        "sensor": functools.partial(read_sensor_file, steps=SENSOR_STEPS),
+
+    name = NAME
+    modalities = {"video": {"kind": "rgb"}, "sensor": {"kind": "inertial"}}
+    protocols = {"folders": "the top folder is the split; validation carved when there is no val/"}
+    default_protocol = "folders"
+    options = {
+        "cache_dir": "cache/folder",
+        "protocol": None,
+        "workers": 2,
+        "subject_pattern": SUBJECT_PATTERN,
+        "video_crop": None,
     }
-    df = build_cache(entries, Path(cache_dir) / key, readers, workers=workers, desc=NAME)
-    log_crop(NAME, crop, df)
-    if val_fraction and not (df["split"] == "val").any():
-        try:
-            df = carve_validation(df, val_fraction, seed)
-        except DataError as e:
-            raise DataError(
-                f"{root / 'train'}: {e}; or add a val/ folder or a subject_pattern that finds "
-                "several subjects"
-            ) from None
-    classes = sorted(set(df.loc[df["split"] == "train", "label"]))
-    manifest = Manifest(samples=df, classes=classes, name=NAME, root=root).validate()
-    log.info("loaded %s", manifest.summary())
-    return manifest
+    root_hint = "pass the folder holding train/ and test/"
+    carve_hint = "; or add a val/ folder or a subject_pattern that finds several subjects"
+
+    def check(self) -> None:
+        super().check()
+        self.where = self.root / "train"
+
+    def scan(self) -> list[Entry]:
+        found = scan(self.root, self.opts["subject_pattern"])
+        return [
+            Entry(
+                r.id,
+                r.label,
+                r.subject,
+                r.split,
+                {m: getattr(r, m) for m in MODALITY_COLUMNS if getattr(r, m)},
+            )
+            for r in found.itertuples(index=False)
+        ]
+
+    def readers(self) -> dict[str, Any]:
+        crop = check_crop(self.opts["video_crop"])
+        return {
+            "video": functools.partial(
+                read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
+            ),
+            "sensor": functools.partial(read_sensor_file, steps=SENSOR_STEPS),
+        }
+
+    def cache_params(self, modality: str, entries: list[Entry]) -> dict[str, Any]:
+        return dict(
+            dataset=NAME,
+            root=str(self.root),
+            frames=CACHE_FRAMES,
+            size=CACHE_SIZE,
+            steps=SENSOR_STEPS,
+            format=_FORMAT,
+            **crop_params(check_crop(self.opts["video_crop"])),
+        )
+
+
+load = Folder.load
+"""``load(root, seed=0, val_fraction=0.25, *, cache_dir="cache/folder", protocol=None, workers=2,
+subject_pattern=SUBJECT_PATTERN, video_crop=None) -> Manifest``: prepare (once, cached) and load a
+class-per-folder dataset; a label only in ``val/`` or ``test/`` raises :class:`DataError` naming
+the file before anything is decoded.
+
+Example:
+    >>> m = load("data/my_gestures", cache_dir="cache/folder", workers=2)  # doctest: +SKIP
+"""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from vsfusion.data.errors import DataError
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.modality import STREAMS_NAME, StreamInfo, infer_streams, read_streams
 
-__all__ = ["BASE_COLUMNS", "MODALITY_COLUMNS", "SPLITS", "Manifest"]
+__all__ = ["BASE_COLUMNS", "MODALITY_COLUMNS", "SPLITS", "Manifest", "check_split_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,41 @@ def _read_str_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"{path}: not a readable CSV ({msg}); fix or regenerate it") from None
+
+
+def check_split_labels(samples: pd.DataFrame, file_columns: Sequence[str] = ()) -> None:
+    """Raise :class:`DataError` when a "val" or "test" label has no "train" sample.
+
+    The one "label only in test" check: :meth:`Manifest.validate` runs it on the finished
+    manifest, and :class:`~vsfusion.data.adapter.DatasetAdapter` on the scanned samples before
+    anything is decoded. The message names the sample's first non-empty ``file_columns`` cell
+    (its file), else its id.
+
+    Args:
+        samples: Rows with ``id``, ``label``, ``split`` and the ``file_columns``.
+        file_columns: Columns holding the sample's files, in the order to name them.
+
+    Raises:
+        DataError: One line naming the file, the label and the split.
+
+    Example:
+        >>> df = pd.DataFrame({"id": ["a", "b"], "label": ["hi", "bye"], "split": ["train", "test"],
+        ...                    "video": ["a.mp4", "b.mp4"]})
+        >>> check_split_labels(df, ["video"])
+        Traceback (most recent call last):
+        ...
+        vsfusion.data.errors.DataError: b.mp4: label 'bye' occurs in split 'test' but not in 'train'; add training samples of that class or drop it from the split
+    """
+    train_labels = set(samples.loc[samples["split"] == "train", "label"])
+    for s in ("val", "test"):
+        part = samples[(samples["split"] == s) & ~samples["label"].isin(train_labels)]
+        if len(part):
+            r = part.iloc[0]
+            f = next((r[c] for c in file_columns if r[c]), r["id"])
+            raise DataError(
+                f"{f}: label {r['label']!r} occurs in split {s!r} but not in 'train'; add "
+                "training samples of that class or drop it from the split"
+            )
 
 
 @dataclass
@@ -217,16 +253,8 @@ class Manifest:
                 f"{sid}: duplicate sample id ({len(dup)} duplicates in all; this one in {splits}); "
                 "list every sample once"
             )
+        check_split_labels(df, self.path_columns)
         train_labels = set(df.loc[df["split"] == "train", "label"])
-        for s in ("val", "test"):
-            part = df[(df["split"] == s) & ~df["label"].isin(train_labels)]
-            if len(part):
-                r = part.iloc[0]
-                f = next((r[c] for c in self.path_columns if r[c]), r["id"])
-                raise DataError(
-                    f"{f}: label {r['label']!r} occurs in split {s!r} but not in 'train'; add "
-                    "training samples of that class or drop it from the split"
-                )
         if list(self.classes) != sorted(train_labels):
             raise DataError(
                 f"{where}: classes do not match the training labels "

@@ -19,10 +19,12 @@ from scipy import signal
 
 from vsfusion.data.errors import DataError
 
-__all__ = ["TIME_COLUMNS", "read_sensor_csv", "resample", "validate_sensor"]
+__all__ = ["SENSOR_STEPS", "TIME_COLUMNS", "read_sensor_csv", "resample", "validate_sensor"]
 
 log = logging.getLogger(__name__)
 
+SENSOR_STEPS = 128
+"""Steps every adapter resamples a cached sensor recording to."""
 TIME_COLUMNS: tuple[str, ...] = ("times", "time", "timestamp", "timestamps", "t")
 """Column names (case-insensitive) treated as the time axis by :func:`read_sensor_csv`."""
 

@@ -81,14 +81,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pandas as pd
 
-from vsfusion.data.cache import Entry, build_cache, cache_key
+from vsfusion.data import sensor as _sensor
+from vsfusion.data import video as _video
+from vsfusion.data.adapter import DatasetAdapter, split_by_subjects
+from vsfusion.data.cache import Entry
 from vsfusion.data.errors import DataError
-from vsfusion.data.folder import read_clip
-from vsfusion.data.manifest import Manifest
 from vsfusion.data.sensor import resample, validate_sensor
-from vsfusion.data.splits import carve_validation, subject_split
 from vsfusion.data.video import (
     CROP_MARGIN,
     DEPTH_BAND_MM,
@@ -97,7 +96,7 @@ from vsfusion.data.video import (
     crop_box,
     crop_params,
     foreground_box,
-    log_crop,
+    read_clip,
     square_box,
     uniform_indices,
 )
@@ -126,15 +125,20 @@ __all__ = [
     "TRAIN_SUBJECTS",
     "TRIALS",
     "VIDEO_MODALITIES",
+    "SKELETON_FRAME_TOLERANCE",
+    "SKELETON_JOINTS",
+    "UTDMHAD",
     "cache_params",
     "find_trials",
     "load",
     "load_mat",
     "make_entries",
     "make_readers",
+    "mat_shape",
     "read_depth",
     "read_inertial",
     "read_rgb",
+    "read_skeleton",
     "trial_id",
 ]
 
@@ -200,10 +204,38 @@ SENSOR_UNIT_CHANNELS = 6
 
 VIDEO_MODALITIES: tuple[str, ...] = ("depth", "rgb")
 DEFAULT_VIDEO_MODALITY = "depth"
-CACHE_FRAMES = 32
-CACHE_SIZE = 128
-SENSOR_STEPS = 128
+CACHE_FRAMES = _video.CACHE_FRAMES
+CACHE_SIZE = _video.CACHE_SIZE
+SENSOR_STEPS = _sensor.SENSOR_STEPS
 DEPTH_PERCENTILES: tuple[float, float] = (1.0, 99.0)
+SKELETON_JOINTS: tuple[str, ...] = (
+    "head",
+    "shoulder_center",
+    "spine",
+    "hip_center",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "left_hand",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "right_hand",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_foot",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "right_foot",
+)
+"""The 20 Kinect v1 joints in ``d_skel`` row order (``Skeleton_joint_order.txt`` of the release)."""
+SKELETON_FRAME_TOLERANCE = 2
+"""Largest accepted ``|T_skeleton - T_depth|`` of a trial, in frames. Measured on the 431 released
+trials of subjects 1, 3, 5, 7: the difference is 0 for every trial (depth lengths 47 to 102 frames,
+median 67), as both streams come from one Kinect; 2 frames (about 67 ms at 30 fps) allows for a
+dropped frame at either end while catching a skeleton file of another trial."""
 
 _KINDS = {"color": "avi", "depth": "mat", "inertial": "mat", "skeleton": "mat"}
 _FILE_RE = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_(color|depth|inertial|skeleton)\.(avi|mat)$", re.I)
@@ -453,6 +485,110 @@ def read_inertial(path: str | os.PathLike, *, steps: int = SENSOR_STEPS) -> np.n
     return resample(x, steps)
 
 
+def mat_shape(path: str | os.PathLike, var: str) -> tuple[int, ...]:
+    """The shape of one MATLAB variable without reading its data (``scipy.io.whosmat``; h5py
+    for v7.3 files).
+
+    Raises:
+        DataError: Missing or unreadable file, or no such variable.
+
+    Example:
+        >>> mat_shape("Depth/a1_s1_t1_depth.mat", "d_depth")  # doctest: +SKIP
+        (240, 320, 74)
+    """
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the dataset root")
+    try:
+        found = {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
+    except Exception:  # v7.3 (HDF5) or corrupt: h5py knows the former
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                found = {k: tuple(reversed(f[k].shape)) for k in f.keys() if hasattr(f[k], "shape")}
+        except Exception as e:
+            raise DataError(
+                f"{path}: not a readable MATLAB file ({type(e).__name__}); re-download it"
+            ) from None
+    if var not in found:
+        raise DataError(f"{path}: no variable {var!r} (found {sorted(found)}); re-download it")
+    return found[var]
+
+
+def read_skeleton(
+    source: dict[str, str] | str | os.PathLike,
+    *,
+    num_frames: int = CACHE_FRAMES,
+    tolerance: int = SKELETON_FRAME_TOLERANCE,
+) -> np.ndarray:
+    """Read a ``_skeleton.mat`` file into float32 ``(num_frames, 20, 3)`` Kinect v1 joints.
+
+    ``d_skel`` (20 x 3 x T, metres in camera space, joints in :data:`SKELETON_JOINTS` order) is put
+    time first and ``num_frames`` frames are sampled uniformly in time
+    (:func:`~vsfusion.data.video.uniform_indices`, the depth clip's rule: with equal frame counts
+    skeleton frame ``k`` is depth frame ``k``).
+
+    Args:
+        source: ``{"skeleton": path, "depth": path or ""}`` (the trial's depth file, whose frame
+            count is checked with :func:`mat_shape`), or the skeleton path alone (no check).
+        num_frames: Frames to keep.
+        tolerance: Largest accepted ``|T_skeleton - T_depth|`` (see
+            :data:`SKELETON_FRAME_TOLERANCE`).
+
+    Returns:
+        float32 ``(num_frames, 20, 3)``.
+
+    Raises:
+        DataError: Unreadable file, not 20 joints of 3 coordinates, NaN/inf joints, or a frame
+            count more than ``tolerance`` from the depth file's (each one line naming the file).
+
+    Example:
+        >>> read_skeleton({"skeleton": "Skeleton/a1_s1_t1_skeleton.mat",
+        ...                "depth": "Depth/a1_s1_t1_depth.mat"}).shape  # doctest: +SKIP
+        (32, 20, 3)
+    """
+    if isinstance(source, dict):
+        path, depth = source["skeleton"], source.get("depth") or ""
+    else:
+        path, depth = source, ""
+    d = load_mat(path, "d_skel")
+    joints = len(SKELETON_JOINTS)
+    if d.ndim == 2:
+        d = d[:, :, None]
+    if d.ndim != 3 or d.shape[1] != 3 or d.shape[2] == 0:
+        raise DataError(
+            f"{path}: d_skel has shape {d.shape}; expected {joints} x 3 x T joint coordinates, "
+            "re-download the file"
+        )
+    if d.shape[0] != joints:
+        raise DataError(
+            f"{path}: d_skel has {d.shape[0]} joints; expected the {joints} Kinect v1 joints "
+            f"({joints} x 3 x T), re-download the file or drop the trial"
+        )
+    if not np.issubdtype(d.dtype, np.number):
+        raise DataError(f"{path}: d_skel has dtype {d.dtype}; expected numbers, re-download it")
+    x = np.moveaxis(d, 2, 0).astype(np.float32)
+    bad = ~np.isfinite(x).all(axis=(1, 2))
+    if bad.any():
+        frames = np.flatnonzero(bad)
+        raise DataError(
+            f"{path}: NaN/inf joints in {len(frames)} of {len(x)} frames (first: frame "
+            f"{int(frames[0])}); re-download the file or drop the trial"
+        )
+    if depth:
+        t_depth = mat_shape(depth, "d_depth")
+        t_depth = t_depth[2] if len(t_depth) == 3 else 1
+        if abs(len(x) - t_depth) > tolerance:
+            raise DataError(
+                f"{path}: {len(x)} skeleton frames but {depth} has {t_depth} depth frames (more "
+                f"than {tolerance} apart); re-download both files or drop the trial"
+            )
+    return np.ascontiguousarray(x[uniform_indices(len(x), num_frames)])
+
+
 # ---------------------------------------------------------------------------------------------
 # Discovery, entries, protocol
 # ---------------------------------------------------------------------------------------------
@@ -527,6 +663,7 @@ def make_entries(
     root: str | os.PathLike,
     video_modality: str = DEFAULT_VIDEO_MODALITY,
     trials: dict[tuple[int, int, int], dict[str, Path]] | None = None,
+    skeleton: bool = False,
 ) -> list[Entry]:
     """Cache entries for every trial with both its video file and its inertial file.
 
@@ -537,13 +674,16 @@ def make_entries(
         root: Dataset folder.
         video_modality: ``"depth"`` or ``"rgb"``.
         trials: Output of :func:`find_trials` (found again when omitted).
+        skeleton: Also give each trial that has a skeleton file the source
+            ``"skeleton": {"skeleton": path, "depth": path or ""}`` (:func:`read_skeleton`).
 
     Returns:
         Entries with id ``aA_sS_tT``, label from :data:`CLASSES`, subject ``"S"``, split ``""``
-        and sources ``{"video": path, "sensor": path}``.
+        and sources ``{"video": path, "sensor": path}`` (plus ``"skeleton"``).
 
     Raises:
-        DataError: Unknown modality, or no usable trial under ``root``.
+        DataError: Unknown modality, no usable trial under ``root``, or ``skeleton`` without any
+            skeleton file.
 
     Example:
         >>> [e.id for e in make_entries("/data/UTD-MHAD")][:2]  # doctest: +SKIP
@@ -564,6 +704,12 @@ def make_entries(
         raise DataError(
             f"{root}: no UTD-MHAD {video_modality} files (aA_sS_tT_{vkind}.{_KINDS[vkind]}) "
             f"found{hint}; download them from the UTD-MHAD page and unzip them under {root}"
+        )
+    if skeleton and not any("skeleton" in f for f in trials.values()):
+        raise DataError(
+            f"{root}: no UTD-MHAD skeleton files (aA_sS_tT_skeleton.mat) found; download "
+            f"Skeleton.zip from the UTD-MHAD page and unzip it under {root}, or pass "
+            "skeleton=False"
         )
     if not any("inertial" in f for f in trials.values()):
         raise DataError(
@@ -590,14 +736,17 @@ def make_entries(
                     else:
                         missing.append(f"{tid} (no {lacks[0]} file)")
                     continue
+                sources: dict[str, Any] = {
+                    "video": str(files[vkind]),
+                    "sensor": str(files["inertial"]),
+                }
+                if skeleton and "skeleton" in files:
+                    sources["skeleton"] = {
+                        "skeleton": str(files["skeleton"]),
+                        "depth": str(files.get("depth", "")),
+                    }
                 entries.append(
-                    Entry(
-                        id=tid,
-                        label=CLASSES[a - 1],
-                        subject=str(s),
-                        split="",
-                        sources={"video": str(files[vkind]), "sensor": str(files["inertial"])},
-                    )
+                    Entry(id=tid, label=CLASSES[a - 1], subject=str(s), split="", sources=sources)
                 )
     if missing or absent_actions:
         more = len(missing) - _MAX_LISTED
@@ -620,18 +769,21 @@ def make_entries(
 
 
 def cache_params(
-    video_modality: str = DEFAULT_VIDEO_MODALITY, crop: str = "centre"
+    video_modality: str = DEFAULT_VIDEO_MODALITY, crop: str = "centre", skeleton: bool = False
 ) -> dict[str, Any]:
     """The preprocessing parameters that name the cache (:func:`~vsfusion.data.cache.cache_key`).
 
-    ``crop`` enters the parameters only when it is not ``"centre"``, so centre-crop caches made
-    before the option existed stay valid and both crops' caches live side by side.
+    ``crop`` enters the parameters only when it is not ``"centre"``, and ``skeleton`` only when
+    the skeleton is cached, so caches made before these options existed stay valid and the
+    variants' caches live side by side.
 
     Example:
         >>> cache_params("depth")["frames"]
         32
         >>> cache_params("depth", "person")["crop"]
         'person'
+        >>> cache_params("depth", skeleton=True)["skeleton"]["tolerance"]
+        2
     """
     params: dict[str, Any] = {
         "dataset": NAME,
@@ -646,13 +798,20 @@ def cache_params(
     params.update(crop_params(crop))
     if params.get("crop") and video_modality == "depth":
         params["depth_band_mm"] = DEPTH_BAND_MM
+    if skeleton:
+        params["skeleton"] = {
+            "frames": CACHE_FRAMES,
+            "joints": len(SKELETON_JOINTS),
+            "tolerance": SKELETON_FRAME_TOLERANCE,
+        }
     return params
 
 
 def make_readers(
     video_modality: str = DEFAULT_VIDEO_MODALITY, crop: str = "centre"
 ) -> dict[str, Any]:
-    """The picklable readers for :func:`~vsfusion.data.cache.build_cache`.
+    """The picklable video and sensor readers for :func:`~vsfusion.data.cache.build_cache`
+    (the adapter adds :func:`read_skeleton` when it caches the skeleton).
 
     Example:
         >>> sorted(make_readers("depth", crop="person"))
@@ -701,76 +860,88 @@ def _check_protocol(protocol: str, root: Path, present: set[str]) -> dict[str, t
     return spec
 
 
-def load(
-    root: str | os.PathLike,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.25,
-    cache_dir: str | os.PathLike = "cache/UTD-MHAD",
-    video_modality: str | None = None,
-    protocol: str | None = None,
-    workers: int = 2,
-    video_crop: str | None = None,
-) -> Manifest:
-    """Find the trials, prepare the cache (first run only) and return the validated manifest.
-
-    Args:
-        root: Folder holding the release's files (see the module docstring).
-        seed: Seed of the validation-subject choice (``"standard"`` protocol).
-        val_fraction: Fraction of training samples moved, as whole subjects, to "val"
-            (``"standard"`` protocol; 0 for none). ``"dev"`` has a fixed validation subject.
-        cache_dir: Cache parent; arrays go to ``<cache_dir>/<cache_key(...)>/``.
-        video_modality: ``"depth"`` (default) or ``"rgb"``.
-        protocol: ``"standard"`` (default) or ``"dev"``.
-        workers: Preparation processes (``<= 1``: in this process).
-        video_crop: ``"centre"`` (default) or ``"person"``: the square around the person
-            (depth: nearest depth band; rgb: motion), a separate cache.
-
-    Returns:
-        The manifest (name ``"UTD-MHAD"``), video ``(32, 128, 128, 1)`` uint8 for depth
-        (``(..., 3)`` for rgb) and sensor ``(128, 6)`` float32 per sample.
-
-    Raises:
-        DataError: Missing folder or files, a protocol's subjects absent (the standard test
-            subjects 2, 4, 6, 8 are not in a training-half download: use ``protocol="dev"``).
+class UTDMHAD(DatasetAdapter):
+    """The UTD-MHAD adapter (module docstring): depth (or RGB) video, inertial, skeleton.
 
     Example:
-        >>> m = load("/data/UTD-MHAD", protocol="dev", workers=2)  # doctest: +SKIP
-        >>> sorted(set(m.split("test")["subject"]))  # doctest: +SKIP
-        ['7']
+        >>> UTDMHAD.modalities["skeleton"]["layout"], list(UTDMHAD.protocols)
+        ('kinect-v1', ['standard', 'dev'])
     """
-    video_modality = video_modality or DEFAULT_VIDEO_MODALITY
-    protocol = protocol or DEFAULT_PROTOCOL
-    crop = check_crop(video_crop)
-    if video_modality not in VIDEO_MODALITIES:
-        raise DataError(
-            f"unknown UTD-MHAD video modality {video_modality!r}; use one of {VIDEO_MODALITIES}"
-        )
-    if protocol not in PROTOCOLS:
-        raise DataError(f"unknown UTD-MHAD protocol {protocol!r}; use one of {sorted(PROTOCOLS)}")
-    root = Path(root)
-    entries = make_entries(root, video_modality)
-    spec = _check_protocol(protocol, root, {e.subject for e in entries})
-    wanted = {str(s) for subs in spec.values() for s in subs}
-    entries = [e for e in entries if e.subject in wanted]
 
-    cache_root = Path(cache_dir) / cache_key(**cache_params(video_modality, crop))
-    df = build_cache(
-        entries,
-        cache_root,
-        make_readers(video_modality, crop),
-        workers=workers,
-        desc=f"{NAME} {video_modality}+inertial",
+    name = NAME
+    modalities = {
+        "video": {"kind": "depth"},
+        "sensor": {"kind": "inertial", "unit_channels": SENSOR_UNIT_CHANNELS},
+        "skeleton": {"kind": "skeleton", "layout": "kinect-v1", "joints": len(SKELETON_JOINTS)},
+    }
+    protocols = {
+        "standard": "train subjects 1, 3, 5, 7 (validation subjects carved), test 2, 4, 6, 8",
+        "dev": "train 1, 3 / validate 5 / test 7: tuning on the released training half",
+    }
+    default_protocol = DEFAULT_PROTOCOL
+    options = {
+        "cache_dir": "cache/UTD-MHAD",
+        "video_modality": None,
+        "protocol": None,
+        "workers": 2,
+        "video_crop": None,
+        "skeleton": None,
+    }
+    root_hint = (
+        "download UTD-MHAD and pass the folder holding Depth/ and Inertial/ "
+        "(see vsfusion.data.utd_mhad)"
     )
-    log_crop(NAME, crop, df)
-    if df.empty:
-        raise DataError(f"{root}: every UTD-MHAD trial failed to read; see the warning above")
-    df = subject_split(df, spec["train"], spec["test"], spec.get("val"))
-    if protocol == "standard" and val_fraction:
-        df = carve_validation(df, val_fraction, seed)
-    classes = sorted(set(df.loc[df["split"] == "train", "label"]))
-    cols = ["id", "label", "subject", "split", "video", "sensor"]
-    manifest = Manifest(samples=pd.DataFrame(df[cols]), classes=classes, name=NAME, root=root)
-    manifest.validate()
-    log.info("%s: %s", NAME, manifest.summary())
-    return manifest
+
+    def check(self) -> None:
+        self.video_modality = self.opts["video_modality"] or DEFAULT_VIDEO_MODALITY
+        if self.video_modality not in VIDEO_MODALITIES:
+            raise DataError(
+                f"unknown UTD-MHAD video modality {self.video_modality!r}; use one of "
+                f"{VIDEO_MODALITIES}"
+            )
+        self.crop = check_crop(self.opts["video_crop"])
+        if self.video_modality == "rgb":
+            self.modalities = {**self.modalities, "video": {"kind": "rgb"}}
+        super().check()
+
+    def scan(self) -> list[Entry]:
+        trials = find_trials(self.root)
+        skeleton = self.opts["skeleton"]
+        if skeleton is None:  # cached whenever the release's skeleton files are there
+            skeleton = any("skeleton" in f for f in trials.values())
+        self.skeleton = bool(skeleton)
+        return make_entries(self.root, self.video_modality, trials, skeleton=self.skeleton)
+
+    def split(self, entries: list[Entry]) -> list[Entry]:
+        spec = _check_protocol(self.protocol, self.root, {e.subject for e in entries})
+        return split_by_subjects(entries, spec, NAME)
+
+    def readers(self) -> dict[str, Any]:
+        readers = dict(make_readers(self.video_modality, self.crop))
+        if self.skeleton:
+            readers["skeleton"] = functools.partial(
+                read_skeleton, num_frames=CACHE_FRAMES, tolerance=SKELETON_FRAME_TOLERANCE
+            )
+        return readers
+
+    def cache_params(self, modality: str, entries: list[Entry]) -> dict[str, Any]:
+        return cache_params(self.video_modality, self.crop, skeleton=self.skeleton)
+
+
+load = UTDMHAD.load
+"""``load(root, seed=0, val_fraction=0.25, *, cache_dir="cache/UTD-MHAD", video_modality=None,
+protocol=None, workers=2, video_crop=None, skeleton=None) -> Manifest``.
+
+Finds the trials, prepares the cache (first run only) and returns the validated manifest:
+``video`` ``(32, 128, 128, 1)`` uint8 for depth (``(..., 3)`` for rgb), ``sensor`` ``(128, 6)``
+float32 and, when ``skeleton`` (default: whenever ``Skeleton/`` files exist), ``skeleton``
+``(32, 20, 3)`` float32 per sample. ``val_fraction`` is used by ``"standard"`` only (``"dev"``
+has a fixed validation subject). Raises :class:`DataError` for missing folders or files, or a
+protocol's subjects absent (the standard test subjects 2, 4, 6, 8 are not in a training-half
+download: use ``protocol="dev"``).
+
+Example:
+    >>> m = load("/data/UTD-MHAD", protocol="dev", workers=2)  # doctest: +SKIP
+    >>> sorted(set(m.split("test")["subject"]))  # doctest: +SKIP
+    ['7']
+"""

@@ -1,4 +1,4 @@
-"""Video decoding, temporal sampling, spatial transforms and folder preprocessing.
+"""Video decoding, temporal sampling, spatial transforms and the shared RGB clip reader.
 
 Decoding reads sequentially: every frame is ``grab()``-ed and only the kept frames are
 ``retrieve()``-d (colour-converted and copied). Seeking with ``CAP_PROP_POS_FRAMES`` is avoided: it
@@ -11,38 +11,36 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from vsfusion.data.errors import DataError
-from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy
 
 __all__ = [
+    "CACHE_FRAMES",
+    "CACHE_SIZE",
     "CROPS",
     "CROP_MARGIN",
     "DEPTH_BAND_MM",
     "DEFAULT_CROP",
+    "VIDEO_EXTENSIONS",
     "VIDEO_PATTERNS",
     "Box",
-    "FolderResult",
     "center_crop",
     "check_crop",
     "crop_box",
     "crop_clip",
     "crop_params",
+    "find_videos",
     "foreground_box",
     "log_crop",
     "motion_box",
     "hflip",
-    "process_folder",
     "random_crop",
+    "read_clip",
     "read_video",
     "resize_shorter",
     "square_box",
@@ -51,7 +49,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VIDEO_PATTERNS = "*.mp4,*.avi,*.mov,*.mkv"
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv")
+"""Video containers the adapters recognise (any case)."""
+VIDEO_PATTERNS = ",".join(f"*{e}" for e in VIDEO_EXTENSIONS)
+"""The same as file name patterns: ``"*.mp4,*.avi,*.mov,*.mkv"``."""
+CACHE_FRAMES = 32
+"""Frames every adapter keeps per cached clip (the loader samples its ``num_frames`` from these)."""
+CACHE_SIZE = 128
+"""Side of every adapter's cached square frames (the loader crops its ``crop_size`` from these)."""
 
 
 def uniform_indices(
@@ -628,26 +633,63 @@ def log_crop(desc: str, crop: str, samples: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Folder preprocessing
+# The shared RGB clip reader and the video file scan (preparation itself is build_cache's)
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FolderResult:
-    """Outcome of :func:`process_folder`.
+def read_clip(
+    path: str,
+    num_frames: int = CACHE_FRAMES,
+    size: int = CACHE_SIZE,
+    crop: str = "centre",
+    with_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
+    """Decode a video to uint8 ``(num_frames, size, size, 3)``: uniform sampling, resize, crop.
 
-    Attributes:
-        done: Relative output paths written in this run.
-        skipped: Relative output paths already present (resumed).
-        failed: Relative source path -> one-line error, for files that could not be processed.
+    The RGB video reader of every adapter (folder, VSL raw, UTD-MHAD rgb) and of
+    ``utils/videoprocess.py``. With ``crop="person"`` frames are decoded at twice ``size``
+    (shorter side) and the square around the clip's motion is cut and resized to ``size``
+    (:func:`crop_clip`); a still clip falls back to the centre crop.
+
+    Args:
+        path: Video file.
+        num_frames: Frames sampled uniformly in time (centre of each segment).
+        size: Shorter side after resizing, and the side of the centre crop.
+        crop: ``"centre"`` or ``"person"``.
+        with_info: Also return the crop info (``{"crop", "box", "frame"}``, ``"warning"`` after
+            a fallback), as the cache's readers do.
+
+    Returns:
+        Contiguous uint8 RGB array ``(num_frames, size, size, 3)``, or ``(clip, info)`` with
+        ``with_info``.
+
+    Raises:
+        DataError: The file is missing or cannot be decoded.
+
+    Example:
+        >>> read_clip("train/wave/p1_wave.mp4", 16, 112).shape  # doctest: +SKIP
+        (16, 112, 112, 3)
     """
+    crop = check_crop(crop)
+    decode = size if crop == "centre" else 2 * size
+    clip, info = crop_clip(read_video(path, num_frames=num_frames, size=decode), size, crop, path)
+    return (clip, info) if with_info else clip
 
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
 
+def find_videos(src: str | os.PathLike, pattern: str = VIDEO_PATTERNS) -> list[Path]:
+    """Video files under ``src`` (recursively, sorted), by comma-separated name patterns.
 
-def _find_videos(src: Path, pattern: str) -> list[Path]:
+    Args:
+        src: Folder to search.
+        pattern: Comma-separated, case-insensitive file name patterns.
+
+    Returns:
+        The files, in sorted folder-walk order.
+
+    Example:
+        >>> find_videos("/nonexistent")
+        []
+    """
     pats = [p.strip().lower() for p in pattern.split(",") if p.strip()]
     found = []
     for root, dirs, files in os.walk(src):
@@ -656,129 +698,3 @@ def _find_videos(src: Path, pattern: str) -> list[Path]:
             if any(fnmatch.fnmatch(f.lower(), p) for p in pats):
                 found.append(Path(root) / f)
     return found
-
-
-def _process_one(src: str, out: str, num_frames: int, size: int) -> str | None:
-    """Worker: decode, sample, resize, centre-crop and save one clip. Returns an error or None."""
-    cv2.setNumThreads(1)
-    try:
-        clip = read_video(src, num_frames=num_frames, size=size)
-        clip = np.ascontiguousarray(center_crop(clip, size))
-        atomic_save_npy(out, clip)
-    except Exception as e:  # one bad file must not stop the folder
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return msg if isinstance(e, DataError) else f"{src}: {type(e).__name__}: {msg}"
-    return None
-
-
-def process_folder(
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
-    num_frames: int = 32,
-    size: int = 128,
-    workers: int = 2,
-    pattern: str = VIDEO_PATTERNS,
-) -> FolderResult:
-    """Turn a folder tree of videos into ``dst/video/<rel>.npy`` uint8 ``(T, size, size, 3)`` clips.
-
-    Each video is sampled uniformly to ``num_frames`` frames, resized so its shorter side is
-    ``size`` and centre-cropped to ``size`` x ``size``. Work runs in ``workers`` processes with a
-    tqdm progress bar. Outputs that already exist are skipped (re-running resumes), each file is
-    written atomically, and a video that fails is logged and reported, never leaving a partial
-    ``.npy``.
-
-    Args:
-        src: Folder searched recursively for videos.
-        dst: Output root; clips go to ``dst/video/<rel path with .npy suffix>``.
-        num_frames: Frames per clip.
-        size: Output frame side.
-        workers: Worker processes (1 runs in this process).
-        pattern: Comma-separated, case-insensitive file name patterns.
-
-    Returns:
-        A :class:`FolderResult` listing written, skipped and failed files.
-
-    Raises:
-        DataError: ``src`` is not a folder.
-
-    Example:
-        >>> res = process_folder("raw/VSL", "processed/VSL", num_frames=32, size=128)
-        ...  # doctest: +SKIP
-        >>> res.failed  # doctest: +SKIP
-        {}
-    """
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise DataError(f"{src}: source folder not found; pass the folder holding the videos")
-    out_root = dst / "video"
-    result = FolderResult()
-    jobs: list[tuple[str, Path, Path]] = []
-    seen: dict[Path, Path] = {}
-    for video in _find_videos(src, pattern):
-        rel = video.relative_to(src).with_suffix(".npy")
-        out = out_root / rel
-        if rel in seen:
-            result.failed[video.relative_to(src).as_posix()] = (
-                f"{video}: same output {out} as {seen[rel]}; rename one of them"
-            )
-            continue
-        seen[rel] = video
-        stale = out.with_name(out.name + TMP_SUFFIX)
-        if stale.exists():
-            stale.unlink()
-        if out.exists():
-            result.skipped.append(rel.as_posix())
-        else:
-            jobs.append((rel.as_posix(), video, out))
-    log.info(
-        "process_folder: %d videos to process, %d already done, in %s",
-        len(jobs),
-        len(result.skipped),
-        out_root,
-    )
-
-    def record(rel: str, video: Path, err: str | None) -> None:
-        if err is None:
-            result.done.append(rel)
-        else:
-            result.failed[video.relative_to(src).as_posix()] = err
-            log.warning("skipped %s", err)
-
-    bar = tqdm(total=len(jobs), desc="videos", unit="clip", disable=not jobs)
-    try:
-        if workers <= 1 or len(jobs) <= 1:
-            for rel, video, out in jobs:
-                record(rel, video, _process_one(str(video), str(out), num_frames, size))
-                bar.update()
-        else:
-            # spawn: safe even when the parent has threads (TensorFlow, OpenCV) running.
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
-                futs = {
-                    ex.submit(_process_one, str(video), str(out), num_frames, size): (rel, video)
-                    for rel, video, out in jobs
-                }
-                for fut in as_completed(futs):
-                    rel, video = futs[fut]
-                    try:
-                        err = fut.result()
-                    except Exception as e:  # a crashed worker process
-                        err = f"{video}: worker failed ({type(e).__name__}: {e})"
-                    record(rel, video, err)
-                    bar.update()
-    finally:
-        bar.close()
-    result.done.sort()
-    if result.failed:
-        log.warning(
-            "process_folder: %d of %d videos failed: %s",
-            len(result.failed),
-            len(jobs) + len(result.skipped),
-            "; ".join(list(result.failed.values())[:5]),
-        )
-    log.info(
-        "process_folder: wrote %d, skipped %d existing, %d failed",
-        len(result.done),
-        len(result.skipped),
-        len(result.failed),
-    )
-    return result

@@ -99,25 +99,32 @@ Example:
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vsfusion.data.cache import Entry, build_cache, cache_key
+from vsfusion.data import processed
+from vsfusion.data.adapter import DatasetAdapter
+from vsfusion.data.cache import Entry
 from vsfusion.data.errors import DataError
-from vsfusion.data.folder import read_clip
-from vsfusion.data.io import atomic_write_text
-from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS, Manifest, _read_str_csv
-from vsfusion.data.sensor import read_sensor_csv, resample
-from vsfusion.data.splits import carve_validation
-from vsfusion.data.video import check_crop, crop_params, log_crop
+from vsfusion.data.manifest import SPLITS, Manifest, _read_str_csv
+from vsfusion.data.processed import SPLIT_FILES, make_split_csvs
+from vsfusion.data.sensor import SENSOR_STEPS, read_sensor_csv, resample
+from vsfusion.data.video import (
+    CACHE_FRAMES,
+    CACHE_SIZE,
+    VIDEO_EXTENSIONS,
+    check_crop,
+    crop_params,
+    read_clip,
+)
 
 __all__ = [
     "ANNOTATIONS",
@@ -137,6 +144,8 @@ __all__ = [
     "SPLIT_BY",
     "TEST_SIGNER_FRACTION",
     "WATCHES",
+    "VSL",
+    "VIDEO_EXTENSIONS",
     "detect_time_unit",
     "load",
     "load_processed",
@@ -157,7 +166,6 @@ SENSOR_CHANNELS = NUM_WATCHES * CHANNELS_PER_WATCH
 SENSOR_UNIT_CHANNELS = CHANNELS_PER_WATCH
 """Channels of one rigid unit (a watch: accelerometer xyz, gyroscope xyz), rotated together in augmentation."""
 SPLIT_BY = "signer"
-SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
 WATCHES: tuple[str, ...] = ("left", "right")
 """Watch CSV suffixes, in channel order: ``<sample>_left.csv`` then ``<sample>_right.csv``."""
 CSV_COLUMNS: tuple[str, ...] = ("x1", "y1", "z1", "x2", "y2", "z2")
@@ -166,232 +174,14 @@ SENSOR_CHANNEL_NAMES: tuple[str, ...] = tuple(
     f"{w}_{kind}_{axis}" for w in WATCHES for kind in ("acc", "gyro") for axis in "xyz"
 )
 ANNOTATIONS = "annotations.csv"
-CACHE_FRAMES = 32
-"""Frames kept per clip when preparing raw videos (the loader samples its frames from these)."""
-CACHE_SIZE = 128
-"""Side of the cached square frames (the loader crops from these)."""
-SENSOR_STEPS = 128
-"""Steps every prepared 12-channel recording is resampled to."""
 MIN_SPAN_COVERAGE = 0.5
 """A watch must have samples over at least this fraction of the sign's span."""
 TEST_SIGNER_FRACTION = 0.2
 """Protocol "signer": this fraction of the signers (sorted by name, the last ones) is the test set."""
 PROTOCOLS: tuple[str, ...] = ("given", "signer")
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv")
 _FORMAT = 1  # bump when the raw readers below change what they store
 _EPOCH_MS = 1e11  # |t| above this: milliseconds since the epoch (1e11 s would be year 5138)
 _EPOCH_S = 1e8  # |t| above this (and below _EPOCH_MS): seconds since the epoch (1973 onwards)
-
-
-def _rel_id(file: str) -> str:
-    p = PurePosixPath(file.replace("\\", "/"))
-    return str(p.with_suffix("")) if p.suffix == ".npy" else str(p)
-
-
-def _read_split_csv(path: Path) -> pd.DataFrame:
-    df = _read_str_csv(path)
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in ("file", "label") if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}; split CSVs have columns file,label[,subject]"
-        )
-    if "subject" not in df.columns:
-        df["subject"] = ""
-    return df[["file", "label", "subject"]]
-
-
-def load_processed(
-    root: str | os.PathLike,
-    name: str = NAME,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    allow_sample_split: bool = False,
-) -> Manifest:
-    """Build and validate the manifest of a dataset in the processed layout.
-
-    Args:
-        root: Dataset root (holding ``video/``, ``sensor/``, ``train.csv``, ``test.csv``).
-        name: Dataset name recorded in the manifest.
-        val_fraction: Fraction of training samples, as whole subjects, moved to "val" when there is
-            no ``val.csv`` (see :func:`vsfusion.data.splits.carve_validation`); 0 disables it.
-        seed: Seed of the validation carve.
-        allow_sample_split: With one training subject, carve a per-sample validation split
-            instead of raising.
-
-    Returns:
-        The validated :class:`Manifest` (ids are the rel paths without ``.npy``).
-
-    Raises:
-        DataError: Missing root or split CSV, bad columns, or any :meth:`Manifest.validate` error.
-
-    Example:
-        >>> m = load_processed("data/VSL", val_fraction=0.2, seed=0)  # doctest: +SKIP
-        >>> sorted(set(m.samples["split"]))  # doctest: +SKIP
-        ['test', 'train', 'val']
-    """
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found; pass the processed {name} root")
-    frames = []
-    for split, fname in SPLIT_FILES.items():
-        path = root / fname
-        if not path.is_file():
-            if split == "val":
-                continue
-            raise DataError(
-                f"{path}: split file not found; write it (file,label[,subject]), e.g. with "
-                "utils/make_csv.py"
-            )
-        df = _read_split_csv(path)
-        df["split"] = split
-        frames.append(df)
-    df = pd.concat(frames, ignore_index=True)
-
-    empty = df["file"].str.strip() == ""
-    if empty.any():
-        raise DataError(f"{root}: a split CSV has an empty 'file' cell; fix or drop that row")
-    df["id"] = [_rel_id(f) for f in df["file"]]
-
-    no_subject = df["subject"] == ""
-    manifest_csv = root / "manifest.csv"
-    if no_subject.any() and manifest_csv.is_file():
-        extra = _read_str_csv(manifest_csv)
-        if "file" in extra.columns and "subject" in extra.columns:
-            by_id = dict(zip((_rel_id(f) for f in extra["file"]), extra["subject"], strict=True))
-            df.loc[no_subject, "subject"] = [by_id.get(i, "") for i in df.loc[no_subject, "id"]]
-        else:
-            log.warning("%s: no file/subject columns; ignoring it", manifest_csv)
-    no_subject = df["subject"] == ""
-    if no_subject.any():
-        df.loc[no_subject, "subject"] = [
-            PurePosixPath(i).parts[0] if len(PurePosixPath(i).parts) > 1 else ""
-            for i in df.loc[no_subject, "id"]
-        ]
-
-    for m in MODALITY_COLUMNS:
-        base = root / m
-        df[m] = [
-            str(base / f) if (base / f).is_file() else "" for f in df["file"].str.replace("\\", "/")
-        ]
-        lacking = (df[m] == "").sum()
-        if 0 < lacking < len(df):
-            log.info("%s: %d of %d samples have no %s file", name, lacking, len(df), m)
-
-    if val_fraction and not (df["split"] == "val").any():
-        try:
-            df = carve_validation(df, val_fraction, seed, allow_sample_split=allow_sample_split)
-        except DataError as e:
-            raise DataError(
-                f"{root / 'train.csv'}: {e}; or add a subject column / val.csv"
-            ) from None
-
-    classes = sorted(set(df.loc[df["split"] == "train", "label"]))
-    cols = ["id", "label", "subject", "split", *MODALITY_COLUMNS]
-    manifest = Manifest(samples=df[cols], classes=classes, name=name, root=root)
-    manifest.validate()
-    log.info("loaded %s", manifest.summary())
-    return manifest
-
-
-def make_split_csvs(
-    root: str | os.PathLike,
-    label_regex: str | None = None,
-    subject_regex: str | None = None,
-    test_subjects: Iterable[str] = (),
-    val_subjects: Iterable[str] = (),
-) -> dict[str, Path]:
-    """Write ``train.csv``/``test.csv`` (and ``val.csv`` if any) for a processed folder.
-
-    Samples are the ``.npy`` files under ``root/video`` and ``root/sensor`` (rel paths merged).
-    Without ``label_regex`` rel paths must look like ``<split>/<label>/<name>.npy``. With it, the
-    label is the regex's ``label`` group (or group 1) searched in the rel path, and the split is
-    the first path folder when it is ``train``/``val``/``test``, else "test" for
-    ``test_subjects``, "val" for ``val_subjects`` and "train" for the rest. Subjects come from
-    ``subject_regex`` (``subject`` group or group 1, searched in the rel path) when given.
-
-    Args:
-        root: Processed dataset root.
-        label_regex: Regex extracting the label from the rel path.
-        subject_regex: Regex extracting the subject from the rel path.
-        test_subjects: Subjects assigned to "test" (label-regex mode).
-        val_subjects: Subjects assigned to "val" (label-regex mode).
-
-    Returns:
-        Split name -> written CSV path.
-
-    Raises:
-        DataError: No ``.npy`` files, a path that does not match, or an empty train/test split.
-
-    Example:
-        >>> make_split_csvs("data/VSL", label_regex=r"(?P<label>[a-z]+)_\\d+",
-        ...                 subject_regex=r"signer(\\d+)", test_subjects=["3"])  # doctest: +SKIP
-        {'train': PosixPath('data/VSL/train.csv'), 'test': PosixPath('data/VSL/test.csv')}
-    """
-    root = Path(root)
-    rels: set[str] = set()
-    for m in MODALITY_COLUMNS:
-        base = root / m
-        if base.is_dir():
-            rels.update(p.relative_to(base).as_posix() for p in base.rglob("*.npy"))
-    if not rels:
-        raise DataError(
-            f"{root}: no .npy files under video/ or sensor/; run utils/videoprocess.py first"
-        )
-    lab_re = re.compile(label_regex) if label_regex else None
-    sub_re = re.compile(subject_regex) if subject_regex else None
-    test_s = {str(s) for s in test_subjects}
-    val_s = {str(s) for s in val_subjects}
-
-    def group(rx: re.Pattern, rel: str, key: str, what: str) -> str:
-        mt = rx.search(rel)
-        if mt is None:
-            raise DataError(f"{rel}: does not match the {what} regex {rx.pattern!r}; fix the regex")
-        return mt.group(key) if key in rx.groupindex else mt.group(1 if rx.groups else 0)
-
-    rows = []
-    for rel in sorted(rels):
-        parts = PurePosixPath(rel).parts
-        subject = group(sub_re, rel, "subject", "subject") if sub_re else ""
-        first = parts[0].lower() if len(parts) > 1 else ""
-        if lab_re is None:
-            if len(parts) != 3 or first not in SPLITS:
-                raise DataError(
-                    f"{root}/{rel}: expected <split>/<label>/<name>.npy with split in "
-                    f"{list(SPLITS)}; pass a label regex instead"
-                )
-            split, label = first, parts[1]
-        else:
-            label = group(lab_re, rel, "label", "label")
-            if first in SPLITS:
-                split = first
-            elif subject in test_s:
-                split = "test"
-            elif subject in val_s:
-                split = "val"
-            else:
-                split = "train"
-        rows.append({"file": rel, "label": label, "subject": subject, "split": split})
-    df = pd.DataFrame(rows)
-    if not (df["subject"] != "").all():
-        log.warning(
-            "no subject for some files: give a subject regex to carve validation by subject"
-        )
-    for s in ("train", "test"):
-        if not (df["split"] == s).any():
-            raise DataError(
-                f"{root}: split {s!r} is empty: use <split>/<label>/<name>.npy paths or "
-                "pass test subjects"
-            )
-    written = {}
-    for s in SPLITS:
-        part = df[df["split"] == s]
-        if len(part):
-            buf = io.StringIO()
-            part[["file", "label", "subject"]].to_csv(buf, index=False)
-            written[s] = atomic_write_text(root / SPLIT_FILES[s], buf.getvalue())
-            log.info("wrote %s (%d samples)", written[s], len(part))
-    return written
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,10 +347,6 @@ def _raw_dir(root: Path) -> Path | None:
     return None
 
 
-def _is_processed(root: Path) -> bool:
-    return (root / "train.csv").is_file() and any((root / m).is_dir() for m in MODALITY_COLUMNS)
-
-
 def _float_cell(value: str, path: Path, row: int, col: str) -> float | None:
     value = value.strip()
     if not value:
@@ -663,6 +449,188 @@ def _read_annotations(raw: Path) -> tuple[pd.DataFrame, bool]:
     return out, has_split
 
 
+# ---------------------------------------------------------------------------------------------
+# The adapter
+
+
+class VSL(DatasetAdapter):
+    """VSL (module docstring): the processed layout as given, or raw recordings prepared.
+
+    Units of the 12-channel sensor: unit 0 is the left-wrist watch, unit 1 the right-wrist watch
+    (raw recordings prepared here; the processed release keeps its own order), 6 channels each,
+    swapped by a left-right mirror.
+
+    Example:
+        >>> VSL.modalities["sensor"]["mirror_units"]
+        [[0, 1]]
+    """
+
+    name = NAME
+    modalities = {
+        "video": {"kind": "rgb"},
+        "sensor": {
+            "kind": "inertial",
+            "unit_channels": CHANNELS_PER_WATCH,
+            "units": ["left_wrist", "right_wrist"],
+            "mirror_units": [[0, 1]],
+        },
+    }
+    protocols = {
+        "given": "the splits the data carries (split CSVs; the annotations' split column)",
+        "signer": "raw layout: the last TEST_SIGNER_FRACTION of the signers (natural sort) test",
+    }
+    default_protocol = None  # the data decides: "given" when it carries splits, else "signer"
+    options = {"cache_dir": "cache/VSL", "protocol": None, "workers": 2, "video_crop": None}
+    root_hint = "pass the VSL root"
+
+    layout: str | None = None
+    """``"processed"`` or ``"raw"``; found by :meth:`check` unless set before."""
+
+    def check(self) -> None:
+        super().check()
+        crop = self.opts["video_crop"]
+        if self.layout is None:
+            if processed.is_processed(self.root, MODALITIES):
+                self.layout = "processed"
+            elif _raw_dir(self.root) is not None:
+                self.layout = "raw"
+            else:
+                raise DataError(
+                    f"{self.root}: no VSL data found. Expected either the processed layout "
+                    "(train.csv and test.csv with video/<file> and/or sensor/<file> .npy arrays) "
+                    f"or raw recordings (raw/{ANNOTATIONS} with columns "
+                    "file,label[,signer][,start,end][,split] and raw/<signer>/<sample>.mp4, "
+                    "<sample>_left.csv, <sample>_right.csv with columns times,x1,y1,z1,x2,y2,z2)"
+                )
+        if self.layout == "processed":
+            if crop not in (None, "centre"):
+                raise DataError(
+                    f"{self.root}: the processed layout's clips are already cropped; video_crop "
+                    f"{crop!r} applies to raw recordings (raw/{ANNOTATIONS}) only: drop it"
+                )
+            if self.protocol == "signer":
+                raise DataError(
+                    f"{self.root}: the processed layout carries its own split CSVs; protocol "
+                    "'signer' applies to raw recordings (raw/annotations.csv) only"
+                )
+            self.protocol = "given"
+            self.where = self.root / SPLIT_FILES["train"]
+            self.carve_hint = "; or add a subject column / val.csv"
+            return
+        raw = _raw_dir(self.root)
+        if raw is None:
+            raise DataError(
+                f"{self.root}: no raw/{ANNOTATIONS} (or {ANNOTATIONS}); see vsfusion.data.vsl"
+            )
+        self.raw = raw
+        self.where = raw / ANNOTATIONS
+
+    def scan(self) -> list[Entry]:
+        if self.layout == "processed":
+            return processed.scan_processed(self.root, MODALITIES, NAME)
+        ann, self.has_split = _read_annotations(self.raw)
+        return [
+            Entry(
+                r.id,
+                r.label,
+                r.subject,
+                r.split,
+                {
+                    "video": str(r.video),
+                    "sensor": {
+                        "left": str(r.left),
+                        "right": str(r.right),
+                        "start": None if pd.isna(r.start) else float(r.start),
+                        "end": None if pd.isna(r.end) else float(r.end),
+                    },
+                },
+            )
+            for r in ann.itertuples(index=False)
+        ]
+
+    def split(self, entries: list[Entry]) -> list[Entry]:
+        if self.layout == "processed":
+            return entries
+        if self.protocol is None:
+            self.protocol = "given" if self.has_split else "signer"
+        if self.protocol == "given":
+            if not self.has_split:
+                raise DataError(
+                    f"{self.where}: protocol 'given' needs a filled 'split' column; add it or "
+                    "use protocol 'signer'"
+                )
+            empty = [e for e in entries if not e.split]
+            if empty:
+                raise DataError(
+                    f"{empty[0].sources['video']}: empty split in {ANNOTATIONS} while other "
+                    "rows have one; fill every row's split or use protocol 'signer'"
+                )
+            both = {e.subject for e in entries if e.split == "train"} & {
+                e.subject for e in entries if e.split == "test"
+            }
+            if both:
+                log.warning("VSL: signers in both train and test: %s", sorted(both)[:10])
+            return entries
+        if self.has_split:
+            log.info("VSL: protocol 'signer' ignores the split column of %s", ANNOTATIONS)
+        _, test_s = signer_protocol(e.subject for e in entries)
+        log.info("VSL protocol 'signer': test signers %s", test_s)
+        test = set(test_s)
+        return [
+            Entry(e.id, e.label, e.subject, "test" if e.subject in test else "train", e.sources)
+            for e in entries
+        ]
+
+    def readers(self) -> dict[str, Any]:
+        if self.layout == "processed":
+            return {}
+        crop = check_crop(self.opts["video_crop"])
+        return {
+            "video": functools.partial(
+                read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
+            ),
+            "sensor": functools.partial(read_watches, steps=SENSOR_STEPS),
+        }
+
+    def cache_params(self, modality: str, entries: list[Entry]) -> dict[str, Any]:
+        """Videos and sensors live in separate caches: the sensor key holds every sample's span,
+        so editing a span re-prepares the cheap sensors, not the videos."""
+        base = dict(dataset=NAME, root=str(self.raw), format=_FORMAT)
+        if modality == "video":
+            return {
+                **base,
+                "frames": CACHE_FRAMES,
+                "size": CACHE_SIZE,
+                **crop_params(check_crop(self.opts["video_crop"])),
+            }
+        spans = sorted(
+            (e.id, e.sources["sensor"]["start"], e.sources["sensor"]["end"]) for e in entries
+        )
+        return {**base, "steps": SENSOR_STEPS, "spans": spans}
+
+
+load = VSL.load
+"""``load(root, seed=0, val_fraction=0.25, *, cache_dir="cache/VSL", protocol=None, workers=2,
+video_crop=None) -> Manifest``: either layout (module docstring). The processed layout
+(``train.csv`` plus ``video/`` or ``sensor/``) is read as :func:`load_processed` reads it;
+otherwise ``raw/annotations.csv`` (or ``annotations.csv``) is prepared through the cache."""
+
+
+def load_processed(
+    root: str | os.PathLike,
+    name: str = NAME,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    allow_sample_split: bool = False,
+) -> Manifest:
+    """:func:`vsfusion.data.processed.load_processed` named ``"VSL"`` by default.
+
+    Example:
+        >>> m = load_processed("data/VSL", val_fraction=0.2, seed=0)  # doctest: +SKIP
+    """
+    return processed.load_processed(root, name, val_fraction, seed, allow_sample_split)
+
+
 def load_raw(
     root: str | os.PathLike,
     *,
@@ -673,14 +641,7 @@ def load_raw(
     workers: int = 2,
     video_crop: str | None = None,
 ) -> Manifest:
-    """Prepare raw VSL recordings (once, cached) and split them (see the module docstring).
-
-    Missing files, bad annotation rows and val/test labels absent from train raise before any
-    decoding. Videos and sensors are cached separately, each under
-    ``<cache_dir>/<cache_key(...)>/``: the video key covers the raw folder and
-    :data:`CACHE_FRAMES`/:data:`CACHE_SIZE`; the sensor key covers the raw folder,
-    :data:`SENSOR_STEPS` and every sample's span, so editing a span re-prepares the (cheap)
-    sensors but not the videos. A sample failing either is dropped (one warning lists them).
+    """Prepare raw VSL recordings (once, cached) and split them, even beside a processed layout.
 
     Args:
         root: ``ROOT`` holding ``raw/annotations.csv`` (or the raw folder itself).
@@ -691,182 +652,23 @@ def load_raw(
         protocol: ``None`` (``"given"`` if the annotations have a split column, else
             ``"signer"``), ``"given"`` or ``"signer"``.
         workers: Preparation worker processes (``<= 1``: in this process).
-        video_crop: ``"centre"`` (default) or ``"person"`` (the square around the clip's motion,
-            see :func:`vsfusion.data.folder.read_clip`), a separate video cache.
+        video_crop: ``"centre"`` (default) or ``"person"``, a separate video cache.
 
     Returns:
         The validated :class:`Manifest`; ids are the video paths relative to the raw folder
         without extension (``signer01/hello_01``), subjects the signers.
 
-    Raises:
-        DataError: No annotations, bad annotation rows, missing files, too few signers, or any
-            :meth:`Manifest.validate` error.
-
     Example:
         >>> m = load_raw("/data/VSL", protocol="signer", workers=2)  # doctest: +SKIP
-        >>> m.summary()["modalities"]  # doctest: +SKIP
-        ['video', 'sensor']
     """
-    crop = check_crop(video_crop)
-    root = Path(root).resolve()
-    raw = _raw_dir(root)
-    if raw is None:
-        raise DataError(f"{root}: no raw/{ANNOTATIONS} (or {ANNOTATIONS}); see vsfusion.data.vsl")
-    if protocol not in (None, *PROTOCOLS):
-        raise DataError(f"VSL: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
-    ann, has_split = _read_annotations(raw)
-    if protocol is None:
-        protocol = "given" if has_split else "signer"
-    if protocol == "given":
-        if not has_split:
-            raise DataError(
-                f"{raw / ANNOTATIONS}: protocol 'given' needs a filled 'split' column; add it or "
-                "use protocol 'signer'"
-            )
-        empty = ann["split"] == ""
-        if empty.any():
-            raise DataError(
-                f"{ann.loc[empty, 'video'].iloc[0]}: empty split in {ANNOTATIONS} while other "
-                "rows have one; fill every row's split or use protocol 'signer'"
-            )
-        both = set(ann.loc[ann["split"] == "train", "subject"]) & set(
-            ann.loc[ann["split"] == "test", "subject"]
-        )
-        if both:
-            log.warning("VSL: signers in both train and test: %s", sorted(both)[:10])
-    else:
-        if has_split:
-            log.info("VSL: protocol 'signer' ignores the split column of %s", ANNOTATIONS)
-        train_s, test_s = signer_protocol(ann["subject"])
-        ann["split"] = np.where(ann["subject"].isin(test_s), "test", "train")
-        log.info("VSL protocol 'signer': test signers %s", test_s)
-    train_labels = set(ann.loc[ann["split"] == "train", "label"])
-    bad = ann[(ann["split"] != "train") & ~ann["label"].isin(train_labels)]
-    if len(bad):  # checked before any decoding, naming the source
-        r = bad.iloc[0]
-        raise DataError(
-            f"{r['video']}: label {r['label']!r} occurs in split {r['split']!r} but not in "
-            "'train'; add training samples of that class or drop it from the split"
-        )
-
-    spans = sorted((i, s, e) for i, s, e in zip(ann["id"], ann["start"], ann["end"], strict=True))
-    base = dict(dataset=NAME, root=str(raw), format=_FORMAT)
-    video_root = Path(cache_dir) / cache_key(
-        **base, frames=CACHE_FRAMES, size=CACHE_SIZE, **crop_params(crop)
-    )
-    sensor_root = Path(cache_dir) / cache_key(**base, steps=SENSOR_STEPS, spans=spans)
-    common = [(r.id, r.label, r.subject, r.split) for r in ann.itertuples(index=False)]
-    vdf = build_cache(
-        [Entry(*c, {"video": str(r.video)}) for c, r in zip(common, ann.itertuples(), strict=True)],
-        video_root,
-        {
-            "video": functools.partial(
-                read_clip, num_frames=CACHE_FRAMES, size=CACHE_SIZE, crop=crop, with_info=True
-            )
-        },
+    adapter = VSL(
+        root,
+        seed,
+        val_fraction,
+        cache_dir=cache_dir,
+        protocol=protocol,
         workers=workers,
-        desc="VSL video",
+        video_crop=video_crop,
     )
-    log_crop("VSL", crop, vdf)
-    sensor_sources = [
-        {"left": str(r.left), "right": str(r.right), "start": r.start, "end": r.end}
-        for r in ann.itertuples()
-    ]
-    sdf = build_cache(
-        [Entry(*c, {"sensor": s}) for c, s in zip(common, sensor_sources, strict=True)],
-        sensor_root,
-        {"sensor": functools.partial(read_watches, steps=SENSOR_STEPS)},
-        workers=workers,
-        desc="VSL sensor",
-    )
-    df = vdf.drop(columns=["sensor"]).merge(sdf[["id", "sensor"]], on="id", how="inner")
-    df = df[["id", "label", "subject", "split", *MODALITY_COLUMNS]]
-    if df.empty:
-        raise DataError(
-            f"{raw / ANNOTATIONS}: no sample could be prepared (see the warning listing the files)"
-        )
-
-    if val_fraction and not (df["split"] == "val").any():
-        try:
-            df = carve_validation(df, val_fraction, seed)
-        except DataError as e:
-            raise DataError(f"{raw / ANNOTATIONS}: {e}") from None
-    classes = sorted(set(df.loc[df["split"] == "train", "label"]))
-    manifest = Manifest(samples=df, classes=classes, name=NAME, root=root).validate()
-    log.info("loaded %s", manifest.summary())
-    return manifest
-
-
-def load(
-    root: str | os.PathLike,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.25,
-    cache_dir: str | os.PathLike = "cache/VSL",
-    protocol: str | None = None,
-    workers: int = 2,
-    video_crop: str | None = None,
-) -> Manifest:
-    """Load VSL from either accepted layout (see the module docstring).
-
-    The processed layout (``train.csv`` plus ``video/`` or ``sensor/``) is read exactly as
-    :func:`load_processed` reads it; otherwise ``raw/annotations.csv`` (or ``annotations.csv``)
-    is prepared through the cache by :func:`load_raw`.
-
-    Args:
-        root: Dataset root.
-        seed: Seed of the validation carve.
-        val_fraction: Fraction of training samples, as whole signers, carved for validation when
-            there is no validation split; 0 disables it.
-        cache_dir: Cache folder for raw recordings (unused for the processed layout).
-        protocol: ``None`` (the data's own splits if it has them, else ``"signer"``),
-            ``"given"`` or ``"signer"`` (raw layout only).
-        workers: Preparation worker processes for raw recordings.
-        video_crop: ``"centre"`` (default) or ``"person"`` (raw layout only: the processed
-            layout's clips are already cropped).
-
-    Returns:
-        The validated :class:`Manifest`.
-
-    Raises:
-        DataError: Neither layout found (the message describes both), or a layout's own errors.
-
-    Example:
-        >>> from vsfusion.data import vsl
-        >>> manifest = vsl.load("/data/VSL", cache_dir="cache/VSL")  # doctest: +SKIP
-    """
-    root_path = Path(root).resolve()
-    if not root_path.is_dir():
-        raise DataError(f"{root_path}: dataset folder not found; pass the VSL root")
-    if protocol not in (None, *PROTOCOLS):
-        raise DataError(f"VSL: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
-    check_crop(video_crop)
-    if _is_processed(root_path):
-        if video_crop not in (None, "centre"):
-            raise DataError(
-                f"{root_path}: the processed layout's clips are already cropped; video_crop "
-                f"{video_crop!r} applies to raw recordings (raw/{ANNOTATIONS}) only: drop it"
-            )
-        if protocol == "signer":
-            raise DataError(
-                f"{root_path}: the processed layout carries its own split CSVs; protocol "
-                "'signer' applies to raw recordings (raw/annotations.csv) only"
-            )
-        return load_processed(root_path, val_fraction=val_fraction, seed=seed)
-    if _raw_dir(root_path) is not None:
-        return load_raw(
-            root_path,
-            seed=seed,
-            val_fraction=val_fraction,
-            cache_dir=cache_dir,
-            protocol=protocol,
-            workers=workers,
-            video_crop=video_crop,
-        )
-    raise DataError(
-        f"{root_path}: no VSL data found. Expected either the processed layout (train.csv and "
-        "test.csv with video/<file> and/or sensor/<file> .npy arrays) or raw recordings "
-        f"(raw/{ANNOTATIONS} with columns file,label[,signer][,start,end][,split] and "
-        "raw/<signer>/<sample>.mp4, <sample>_left.csv, <sample>_right.csv with columns "
-        "times,x1,y1,z1,x2,y2,z2)"
-    )
+    adapter.layout = "raw"
+    return adapter._load()
