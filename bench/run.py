@@ -20,8 +20,9 @@
    three models' calls interleaved (the order rotating each round) so that load from other
    processes falls on all three alike. Reported: the ratios fused / video time and whether each
    meets the project's targets, at most 1.2x with the shared trunk and 2.1x with its own.
-4. Preparation throughput (videos/s): ``vsfusion.data.video.process_folder`` against a plain
-   baseline that decodes every frame with ``cv2.VideoCapture.read`` and then samples.
+4. Preparation throughput (videos/s): ``vsfusion.data.processed.prepare_videos`` (that is,
+   ``build_cache``) against a plain baseline that decodes every frame with
+   ``cv2.VideoCapture.read`` and then samples.
 5. Loader throughput (clips/s, training augmentation) against the fastest training step at the
    same clip size.
 
@@ -100,7 +101,7 @@ def baseline_decode_all(paths: list[Path], num_frames: int, size: int) -> float:
 
 
 def bench_preparation(n_videos: int, workers: int, num_frames: int, size: int) -> dict:
-    from vsfusion.data.video import process_folder
+    from vsfusion.data.processed import prepare_videos
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
@@ -111,13 +112,13 @@ def bench_preparation(n_videos: int, workers: int, num_frames: int, size: int) -
         for w in sorted({1, workers}):
             dst = Path(tmp) / f"dst{w}"
             start = time.perf_counter()
-            result = process_folder(src, dst, num_frames=num_frames, size=size, workers=w)
+            result = prepare_videos(src, dst, num_frames=num_frames, size=size, workers=w)
             seconds = time.perf_counter() - start
-            assert not result.failed, result.failed
-            out[f"process_folder_workers{w}_videos_per_s"] = round(n_videos / seconds, 2)
+            assert not result.attrs["failed"], result.attrs["failed"]
+            out[f"prepare_videos_workers{w}_videos_per_s"] = round(n_videos / seconds, 2)
         out["baseline_sequential_decode_all_videos_per_s"] = round(n_videos / base_s, 2)
         out["speedup_vs_baseline"] = round(
-            out[f"process_folder_workers{workers}_videos_per_s"]
+            out[f"prepare_videos_workers{workers}_videos_per_s"]
             / out["baseline_sequential_decode_all_videos_per_s"],
             2,
         )
@@ -455,7 +456,7 @@ def markdown(results: dict) -> str:
         lines += [
             "",
             f"Preparation ({prep['videos']} clips, {prep['source']} -> {prep['num_frames']}x"
-            f"{prep['size']}): {prep[f'process_folder_workers{w}_videos_per_s']} videos/s with "
+            f"{prep['size']}): {prep[f'prepare_videos_workers{w}_videos_per_s']} videos/s with "
             f"{w} workers against {prep['baseline_sequential_decode_all_videos_per_s']} videos/s "
             f"for a plain decode of every frame ({prep['speedup_vs_baseline']}x).",
         ]

@@ -3,7 +3,10 @@
 Usage:
     python utils/videoprocess.py raw/VSL data/VSL --num-frames 32 --size 128 --workers 2
 
-Re-running resumes: finished clips are skipped. Exit status 1 when some videos failed.
+The work is :func:`vsfusion.data.processed.prepare_videos`, i.e. the one preparation engine
+:func:`vsfusion.data.cache.build_cache`: re-running resumes (finished clips are skipped), every
+file is written atomically, ``DST/manifest.csv`` is written last. Exit status 1 when some videos
+failed.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vsfusion.data.errors import DataError  # noqa: E402
-from vsfusion.data.video import VIDEO_PATTERNS, process_folder  # noqa: E402
+from vsfusion.data.processed import prepare_videos  # noqa: E402
+from vsfusion.data.video import VIDEO_PATTERNS  # noqa: E402
 
 __all__ = ["main", "parse_args"]
 
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
     )
     try:
-        res = process_folder(
+        res = prepare_videos(
             args.src,
             args.dst,
             num_frames=args.num_frames,
@@ -71,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         logging.getLogger("videoprocess").error("%s", e)
         return 2
-    for src, err in sorted(res.failed.items()):
-        logging.getLogger("videoprocess").error("failed %s: %s", src, err)
-    return 1 if res.failed else 0
+    failed = res.attrs.get("failed", {})
+    for sid, err in sorted(failed.items()):
+        logging.getLogger("videoprocess").error("failed %s: %s", sid, err)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""videoprocess: parallel, resumable, atomic folder preprocessing; corrupt files reported."""
+"""videoprocess: folder preprocessing through build_cache (parallel, resumable, atomic); corrupt
+files reported."""
 
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from vsfusion.data import io as vio
-from vsfusion.data.video import process_folder
+from vsfusion.data.errors import DataError
+from vsfusion.data.processed import load_processed, make_split_csvs, prepare_videos
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,23 +35,50 @@ def src(tmp_path):
     return root
 
 
-def test_process_folder_parallel_resumable(src, tmp_path):
+def test_prepare_videos_parallel_resumable(src, tmp_path, monkeypatch):
     dst = tmp_path / "out"
-    res = process_folder(src, dst, num_frames=8, size=32, workers=2)
-    assert res.done == ["s1/bye_0.npy", "s1/hello_0.npy", "s2/hello_0.npy"]
-    assert list(res.failed) == ["s2/corrupt.avi"]
-    assert "corrupt.avi" in res.failed["s2/corrupt.avi"]
-    for rel in res.done:
-        clip = np.load(dst / "video" / rel)
+    res = prepare_videos(src, dst, num_frames=8, size=32, workers=2)
+    assert sorted(res["id"]) == ["s1/bye_0", "s1/hello_0", "s2/hello_0"]
+    assert list(res.attrs["failed"]) == ["s2/corrupt"]
+    assert "corrupt.avi" in res.attrs["failed"]["s2/corrupt"]
+    for rel in ("s1/bye_0", "s1/hello_0", "s2/hello_0"):
+        clip = np.load(dst / "video" / f"{rel}.npy")
         assert clip.shape == (8, 32, 32, 3) and clip.dtype == np.uint8
     files = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
-    assert files == ["video/s1/bye_0.npy", "video/s1/hello_0.npy", "video/s2/hello_0.npy"]
+    assert files == [
+        "manifest.csv",
+        "video/s1/bye_0.npy",
+        "video/s1/hello_0.npy",
+        "video/s2/hello_0.npy",
+    ]
     # Temporal sampling: the grey level follows the sampled frame indices.
     grey = np.load(dst / "video/s1/hello_0.npy").mean(axis=(1, 2, 3))
     assert np.all(np.diff(grey) > 0)
 
-    again = process_folder(src, dst, num_frames=8, size=32, workers=2)
-    assert again.done == [] and len(again.skipped) == 3 and list(again.failed) == ["s2/corrupt.avi"]
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished clip was decoded again")
+
+    monkeypatch.setattr(vio.np, "save", boom)  # resumed: only the corrupt file is retried
+    again = prepare_videos(src, dst, num_frames=8, size=32, workers=1)
+    assert list(again.attrs["failed"]) == ["s2/corrupt"] and len(again) == 3
+
+
+def test_output_is_a_processed_layout(src, tmp_path):
+    dst = tmp_path / "out"
+    prepare_videos(src, dst, num_frames=4, size=16, workers=1)
+    make_split_csvs(dst, label_regex=r"/(?P<label>[a-z]+)_", test_subjects=["s2"],
+                    subject_regex=r"^(s\d)/")  # fmt: skip
+    m = load_processed(dst, "mine", val_fraction=0)
+    assert sorted(m.samples["subject"]) == ["s1", "s1", "s2"]
+    assert set(m.split("test")["subject"]) == {"s2"}
+
+
+def test_foreign_manifest_is_not_overwritten(src, tmp_path):
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "manifest.csv").write_text("file,label,subject\nx.npy,a,s1\n")
+    with pytest.raises(DataError, match=r"manifest\.csv: exists and is not a preparation manifest"):
+        prepare_videos(src, dst, workers=1)
 
 
 def test_atomic_save_leaves_nothing_on_failure(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -39,10 +40,11 @@ from typing import Any
 import pandas as pd
 
 from vsfusion.data.adapter import DatasetAdapter
-from vsfusion.data.cache import Entry
+from vsfusion.data.cache import MANIFEST_NAME, Entry, build_cache
 from vsfusion.data.errors import DataError
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS, Manifest, _read_str_csv
+from vsfusion.data.video import CACHE_FRAMES, CACHE_SIZE, VIDEO_PATTERNS, find_videos, read_clip
 
 __all__ = [
     "SPLIT_FILES",
@@ -50,6 +52,7 @@ __all__ = [
     "is_processed",
     "load_processed",
     "make_split_csvs",
+    "prepare_videos",
     "scan_processed",
     "write_split_csvs",
 ]
@@ -350,3 +353,76 @@ def make_split_csvs(
                 "pass test subjects"
             )
     return write_split_csvs(root, df)
+
+
+def prepare_videos(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    num_frames: int = CACHE_FRAMES,
+    size: int = CACHE_SIZE,
+    workers: int = 2,
+    pattern: str = VIDEO_PATTERNS,
+) -> pd.DataFrame:
+    """Turn a folder tree of videos into ``dst/video/<rel>.npy`` clips, through the cache.
+
+    The videos found under ``src`` (:func:`~vsfusion.data.video.find_videos`) become cache
+    entries with id ``<rel path without extension>``, prepared by
+    :func:`~vsfusion.data.cache.build_cache` with :func:`~vsfusion.data.video.read_clip`
+    (uniform sampling to ``num_frames``, shorter side ``size``, centre crop): resumable, atomic,
+    in ``workers`` processes, failures reported in one warning. ``dst`` is then the video half of
+    a processed layout (write the split CSVs with :func:`make_split_csvs`); its
+    ``manifest.csv`` is the cache's table (ids, no labels).
+
+    Args:
+        src: Folder searched recursively for videos.
+        dst: Output root; clips go to ``dst/video/<rel>.npy``.
+        num_frames: Frames per clip.
+        size: Output frame side.
+        workers: Worker processes (``<= 1``: in this process).
+        pattern: Comma-separated, case-insensitive file name patterns.
+
+    Returns:
+        The cache's table (column ``video``); ``attrs["failed"]`` maps each failed (or
+        colliding) video's id to its one-line error.
+
+    Raises:
+        DataError: ``src`` is not a folder, or ``dst/manifest.csv`` is not a cache manifest
+            (it would be overwritten).
+
+    Example:
+        >>> df = prepare_videos("raw/VSL", "data/VSL", num_frames=32, size=128)  # doctest: +SKIP
+        >>> df.attrs["failed"]  # doctest: +SKIP
+        {}
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise DataError(f"{src}: source folder not found; pass the folder holding the videos")
+    old = dst / MANIFEST_NAME
+    if old.is_file():
+        header = old.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0].split(",")
+        if "id" not in header or "video" not in header:
+            raise DataError(
+                f"{old}: exists and is not a preparation manifest (it would be overwritten); "
+                "choose another destination or move the file"
+            )
+    entries: list[Entry] = []
+    seen: dict[str, Path] = {}
+    collisions: dict[str, str] = {}
+    for video in find_videos(src, pattern):
+        sid = video.relative_to(src).with_suffix("").as_posix()
+        if sid in seen:
+            collisions[sid] = (
+                f"{video}: same output {dst / 'video' / sid}.npy as {seen[sid]}; rename one of them"
+            )
+            continue
+        seen[sid] = video
+        entries.append(Entry(sid, "", "", "", {"video": str(video)}))
+    reader = functools.partial(read_clip, num_frames=num_frames, size=size)
+    df = build_cache(entries, dst, {"video": reader}, workers=workers, desc="videos")
+    if collisions:
+        log.warning(
+            "prepare_videos: %d videos skipped: %s", len(collisions), "; ".join(collisions.values())
+        )
+    df.attrs["failed"] = {**df.attrs.get("failed", {}), **collisions}
+    return df
