@@ -291,3 +291,16 @@ def test_original_protocol_splits_by_repetition(tmp_path):
     assert set(reps[df["split"] == "train"]) == {1, 2, 3}
     assert set(reps[df["split"] == "val"]) == {4} and set(reps[df["split"] == "test"]) == {5}
     assert set(df.loc[df["split"] == "test", "subject"]) == {str(s) for s in range(1, 13)}
+
+
+@pytest.mark.parametrize("protocol", ["standard", "dev"])
+def test_val_fraction_zero_means_no_validation_split(tmp_path, protocol):
+    """Like the other adapters: val_fraction=0 gives an empty validation split (it raised a
+    ValueError from carve_validation before), unless the protocol fixes validation subjects."""
+    subjects = range(1, 13) if protocol == "standard" else (1, 2, 7)
+    root = write_release(tmp_path / "mhad", subjects, actions=(1,), camera=False)
+    m = load(root, protocol=protocol, val_fraction=0, cache_dir=tmp_path / "cache", workers=1)
+    assert not (m.samples["split"] == "val").any()
+    assert set(m.split("test")["subject"]) == ({"8", "9", "10", "11", "12"} if protocol ==
+                                               "standard" else {"7"})  # fmt: skip
+    assert len(m.split("train")) == (7 if protocol == "standard" else 2)

@@ -22,9 +22,12 @@ from vsfusion.data.utd_mhad import (
     load_mat,
     make_entries,
     make_readers,
+    mat_shape,
     read_depth,
     read_inertial,
+    read_skeleton,
 )
+from vsfusion.data.video import uniform_indices
 
 FOLDERS = {"color": "RGB", "depth": "Depth", "inertial": "Inertial", "skeleton": "Skeleton"}
 EXT = {"color": "avi", "depth": "mat", "inertial": "mat", "skeleton": "mat"}
@@ -303,6 +306,82 @@ def test_load_mat_formats_and_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Skeleton: the third modality
+# ---------------------------------------------------------------------------------------------
+
+
+def test_skeleton_reader_time_first_and_aligned_with_depth(tmp_path):
+    t = 50
+    skel = np.zeros((20, 3, t))
+    skel[:, 0, :] = np.arange(t)  # x of every joint = frame number
+    skel[:, 1, :] = np.arange(20)[:, None]  # y = joint number
+    p = tmp_path / "a1_s1_t1_skeleton.mat"
+    scipy.io.savemat(p, {"d_skel": skel})
+    depth = tmp_path / "a1_s1_t1_depth.mat"
+    scipy.io.savemat(depth, {"d_depth": synthetic_depth(t)})
+    x = read_skeleton({"skeleton": str(p), "depth": str(depth)})
+    assert x.shape == (CACHE_FRAMES, 20, 3) and x.dtype == np.float32
+    # the depth clip's frames: uniform_indices over the same frame count
+    np.testing.assert_array_equal(x[:, 0, 0], uniform_indices(t, CACHE_FRAMES))
+    np.testing.assert_array_equal(x[0, :, 1], np.arange(20))
+    assert read_skeleton(str(p), num_frames=8).shape == (8, 20, 3)  # path alone: no depth check
+
+
+@pytest.mark.parametrize(
+    "skel, depth_frames, message",
+    [
+        (np.zeros((15, 3, 12)), 12, r"d_skel has 15 joints; expected the 20 Kinect v1 joints"),
+        (np.zeros((20, 2, 12)), 12, r"d_skel has shape \(20, 2, 12\); expected 20 x 3 x T"),
+        ("nan", 12, r"NaN/inf joints in 2 of 12 frames \(first: frame 3\)"),
+        (np.zeros((20, 3, 12)), 20, r"12 skeleton frames but .*a1_s1_t1_depth\.mat has 20 depth "
+         r"frames \(more than 2 apart\)"),
+    ],
+)  # fmt: skip
+def test_skeleton_bad_input_one_line_naming_the_file(tmp_path, skel, depth_frames, message):
+    if isinstance(skel, str):
+        skel = np.zeros((20, 3, 12))
+        skel[4, 1, 3] = np.nan
+        skel[0, 0, 7] = np.inf
+    p = tmp_path / "a1_s1_t1_skeleton.mat"
+    scipy.io.savemat(p, {"d_skel": skel})
+    depth = tmp_path / "a1_s1_t1_depth.mat"
+    scipy.io.savemat(depth, {"d_depth": synthetic_depth(depth_frames)})
+    with pytest.raises(DataError, match=rf"^{p}: {message}") as e:
+        read_skeleton({"skeleton": str(p), "depth": str(depth)})
+    assert "\n" not in str(e.value)
+    near = np.zeros((20, 3, depth_frames + 2))  # within the tolerance: accepted
+    scipy.io.savemat(p, {"d_skel": near})
+    assert read_skeleton({"skeleton": str(p), "depth": str(depth)}).shape == (CACHE_FRAMES, 20, 3)
+
+
+def test_bad_skeleton_drops_the_trial_with_one_warning(tmp_path, caplog):
+    root = write_release(tmp_path / "raw", subjects=(1, 2, 3), actions=(1,), trials=(1, 2))
+    bad = trial_path(root, 1, 2, 2, "skeleton")
+    scipy.io.savemat(bad, {"d_skel": np.zeros((20, 3, 30))})  # depth has 12 frames
+    with caplog.at_level(logging.WARNING):
+        m = load(root, cache_dir=tmp_path / "cache", workers=1, val_fraction=0.3)
+    assert "a1_s2_t2" not in set(m.samples["id"]) and len(m.samples) == 5
+    msgs = [w for w in utd_warnings(caplog) if str(bad) in w]
+    assert len(msgs) == 1 and "30 skeleton frames" in msgs[0]
+
+
+def test_skeleton_option_and_cache_key(tmp_path):
+    root = write_release(tmp_path / "raw", subjects=(1, 2, 3), actions=(1,), trials=(1,))
+    off = load(root, cache_dir=tmp_path / "cache", workers=1, val_fraction=0.3, skeleton=False)
+    on = load(root, cache_dir=tmp_path / "cache", workers=1, val_fraction=0.3)
+    assert off.modalities == ("video", "sensor") and on.modalities[-1] == "skeleton"
+    key_off, key_on = (Path(m.samples["video"][0]).parents[1].name for m in (off, on))
+    assert key_off == cache_key(**utd_mhad.cache_params("depth"))  # older caches stay valid
+    assert key_on == cache_key(**utd_mhad.cache_params("depth", skeleton=True)) != key_off
+    for t in (1, 2, 3):
+        trial_path(root, 1, t, 1, "skeleton").unlink()
+    none = load(root, cache_dir=tmp_path / "cache", workers=1, val_fraction=0.3)
+    assert none.modalities == ("video", "sensor")  # default: only when the files exist
+    with pytest.raises(DataError, match=r"no UTD-MHAD skeleton files .*skeleton=False"):
+        load(root, cache_dir=tmp_path / "cache", workers=1, skeleton=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Real data: the released training half (subjects 1, 3, 5, 7), skipped when absent
 # ---------------------------------------------------------------------------------------------
 
@@ -365,3 +444,20 @@ def test_real_dev_protocol_split(utd_root, tmp_path, monkeypatch):
 def test_real_standard_protocol_needs_test_subjects(utd_root, tmp_path):
     with pytest.raises(DataError, match="subjects 2,4,6,8 not found under .*--protocol dev"):
         load(utd_root, cache_dir=tmp_path / "c", workers=1)
+
+
+def test_real_skeleton_frames_match_depth(utd_root):
+    """The measurement behind SKELETON_FRAME_TOLERANCE: |T_skeleton - T_depth| over all trials."""
+    trials = utd_mhad.find_trials(utd_root)
+    diffs = [
+        mat_shape(f["skeleton"], "d_skel")[2] - mat_shape(f["depth"], "d_depth")[2]
+        for f in trials.values()
+    ]
+    assert len(diffs) == 431 and max(abs(d) for d in diffs) == 0
+    assert max(abs(d) for d in diffs) <= utd_mhad.SKELETON_FRAME_TOLERANCE
+    f = trials[(27, 7, 4)]
+    x = read_skeleton({"skeleton": str(f["skeleton"]), "depth": str(f["depth"])})
+    assert x.shape == (CACHE_FRAMES, 20, 3) and np.isfinite(x).all()
+    assert 1.0 < float(np.median(x[..., 2])) < 5.0  # metres in front of the Kinect
+    head, foot = x[:, 0, 1].mean(), x[:, 15, 1].mean()
+    assert head > foot  # joint order: the head is above the left foot
