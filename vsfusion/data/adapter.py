@@ -114,8 +114,8 @@ def entries_table(entries: Iterable[Entry], columns: Iterable[str] = ()) -> pd.D
     (``columns`` first, then those of the sources), ``""`` where a sample lacks one.
 
     Example:
-        >>> entries_table([Entry("a", "x", "1", "train", {"sensor": "/d/sensor/a.npy"})])
-        ...     .values.tolist()
+        >>> df = entries_table([Entry("a", "x", "1", "train", {"sensor": "/d/sensor/a.npy"})])
+        >>> df.values.tolist()
         [['a', 'x', '1', 'train', '', '/d/sensor/a.npy']]
     """
     entries = list(entries)
