@@ -13,6 +13,7 @@ import pytest
 from vsfusion.data import DATASETS, DataError, Manifest, adapter, dataset_fact, load_dataset
 from vsfusion.data.adapter import DatasetAdapter, split_by_subjects
 from vsfusion.data.cache import Entry, build_cache, cache_key
+from vsfusion.data.modality import MODALITIES
 
 CALLS: list[str] = []
 
@@ -35,7 +36,7 @@ class Toy(DatasetAdapter):
     name = "toy"
     modalities = {
         "sensor": {"kind": "inertial", "unit_channels": 3},
-        "pose": {"kind": "skeleton", "layout": "two-points"},
+        "pose": {"kind": "skeleton", "joints": 2},
     }
     protocols = {"last": "subject p9 is test", "none-test": "no test split (for errors)"}
     default_protocol = "last"
@@ -97,6 +98,10 @@ def test_a_new_adapter_needs_only_the_protocol(tmp_path):
     assert np.load(row["sensor"]).dtype == np.float32
     assert np.load(row["pose"]).shape == (5, 2, 3)
     assert len(CALLS) == 32  # every file read once
+    # the declaration travels: modalities.json beside each cache's manifest.csv, Manifest.streams
+    assert (Path(row["sensor"]).parents[2] / "modalities.json").is_file()
+    assert m.stream("sensor").kind == "inertial" and m.stream("sensor").attrs["unit_channels"] == 3
+    assert m.stream("pose").kind == "skeleton" and m.stream("pose").shape[1:] == (2, 3)
 
     CALLS.clear()  # cached: nothing read again, same manifest
     again = Toy.load(root, seed=0, val_fraction=0.3, cache_dir=tmp_path / "cache")
@@ -172,7 +177,7 @@ def test_build_cache_gets_the_modality_declaration_when_it_takes_one(tmp_path, m
     monkeypatch.setattr(adapter, "build_cache", build_cache_with_registry)
     Toy.load(write_toy(tmp_path / "toy"), val_fraction=0, cache_dir=tmp_path / "cache")
     assert sorted(seen, key=str) == [
-        {"pose": {"kind": "skeleton", "layout": "two-points"}},
+        {"pose": {"kind": "skeleton", "joints": 2}},
         {"sensor": {"kind": "inertial", "unit_channels": 3}},
     ]
 
@@ -225,7 +230,7 @@ def test_registry_keeps_names_and_options(name):
     cls = load.adapter
     assert issubclass(cls, DatasetAdapter) and cls.name == name
     assert set(cls.modalities) >= {"video", "sensor"}
-    assert all(spec["kind"] in adapter.MODALITY_KINDS for spec in cls.modalities.values())
+    assert all(spec["kind"] in MODALITIES for spec in cls.modalities.values())
     if cls.protocols and cls.default_protocol is not None:
         assert cls.default_protocol in cls.protocols
 

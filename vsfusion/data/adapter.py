@@ -66,11 +66,11 @@ from vsfusion.data import cache as _cache
 from vsfusion.data.cache import Entry, build_cache, cache_key
 from vsfusion.data.errors import DataError
 from vsfusion.data.manifest import BASE_COLUMNS, MODALITY_COLUMNS, Manifest, check_split_labels
+from vsfusion.data.modality import MODALITIES
 from vsfusion.data.splits import carve_validation
 from vsfusion.data.video import check_crop, log_crop
 
 __all__ = [
-    "MODALITY_KINDS",
     "DatasetAdapter",
     "check_modalities",
     "entries_table",
@@ -79,14 +79,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODALITY_KINDS: tuple[str, ...] = ("rgb", "depth", "inertial", "skeleton")
-"""The kinds a declared modality may have."""
-
 _REQUIRED = inspect.Parameter.empty
 
 
 def check_modalities(modalities: Mapping[str, Mapping[str, Any]], where: str = "") -> None:
-    """Check a modality declaration: column -> ``{"kind": one of MODALITY_KINDS, ...}``.
+    """Check a modality declaration: column -> ``{"kind": <a kind>, ...}``, the kinds being those
+    of the modality registry (:data:`vsfusion.data.modality.MODALITIES`: rgb, depth, inertial,
+    skeleton, ...).
 
     Raises:
         TypeError: A column without a dict, or a missing or unknown kind.
@@ -96,14 +95,14 @@ def check_modalities(modalities: Mapping[str, Mapping[str, Any]], where: str = "
         >>> check_modalities({"video": {"kind": "thermal"}}, "toy")
         Traceback (most recent call last):
         ...
-        TypeError: toy: modality 'video' has kind 'thermal'; use one of rgb, depth, inertial, skeleton
+        TypeError: toy: modality 'video' has kind 'thermal'; use one of array, depth, inertial, rgb, skeleton
     """
     for col, spec in modalities.items():
         kind = spec.get("kind") if isinstance(spec, Mapping) else None
-        if kind not in MODALITY_KINDS:
+        if kind not in MODALITIES:
             raise TypeError(
                 f"{where}: modality {col!r} has kind {kind!r}; use one of "
-                f"{', '.join(MODALITY_KINDS)}"
+                f"{', '.join(sorted(MODALITIES))}"
             )
 
 
@@ -350,8 +349,9 @@ class DatasetAdapter:
             )
         df = self.carve(df)
         classes = sorted(set(df.loc[df["split"] == "train", "label"]))
+        declared = {c: dict(d) for c, d in self.modalities.items() if c in df.columns}
         manifest = Manifest(
-            samples=df, classes=classes, name=self.manifest_name, root=self.root
+            samples=df, classes=classes, name=self.manifest_name, root=self.root, declared=declared
         ).validate()
         log.info("loaded %s (protocol %s)", manifest.summary(), self.protocol)
         return manifest
@@ -368,6 +368,7 @@ class DatasetAdapter:
         for m in readers:
             groups.setdefault(cache_key(**self.cache_params(m, entries)), []).append(m)
         cache_dir = Path(self.opts.get("cache_dir") or Path("cache") / self.name)
+        # build_cache checks each array by its declared kind and writes modalities.json
         accepts_modalities = "modalities" in inspect.signature(build_cache).parameters
         df: pd.DataFrame | None = None
         for key, mods in groups.items():

@@ -72,6 +72,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import re
@@ -902,6 +903,11 @@ class UTDMHAD(DatasetAdapter):
         self.crop = check_crop(self.opts["video_crop"])
         if self.video_modality == "rgb":
             self.modalities = {**self.modalities, "video": {"kind": "rgb"}}
+        if importlib.util.find_spec("vsfusion.data.skeleton") is None:
+            # The skeleton kind checks a declared layout against vsfusion.data.skeleton's joint
+            # layouts; until that module is part of the package, declare the joint count only.
+            decl = {k: v for k, v in self.modalities["skeleton"].items() if k != "layout"}
+            self.modalities = {**self.modalities, "skeleton": decl}
         super().check()
 
     def scan(self) -> list[Entry]:
