@@ -47,6 +47,7 @@ def test_prepare_videos_parallel_resumable(src, tmp_path, monkeypatch):
     files = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
     assert files == [
         "manifest.csv",
+        "modalities.json",
         "video/s1/bye_0.npy",
         "video/s1/hello_0.npy",
         "video/s2/hello_0.npy",

@@ -9,6 +9,7 @@ Layout (the VSL release, the demo dataset, ``utils/videoprocess.py`` output, eve
       test.csv             file,label[,subject]
       val.csv              optional
       manifest.csv         optional: file,label,subject[,split] (or a cache's id,...,video,sensor)
+      modalities.json      optional: each column's kind and shape (written by build_cache)
 
 A sample whose video (or sensor) file is absent simply lacks that modality. Subjects come from
 the split CSV's ``subject`` column, else from ``manifest.csv``, else from the first folder of
@@ -60,6 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
+_RGB = {"video": {"kind": "rgb"}}
 
 
 def _rel_id(file: str) -> str:
@@ -372,7 +374,8 @@ def prepare_videos(
     (uniform sampling to ``num_frames``, shorter side ``size``, centre crop): resumable, atomic,
     in ``workers`` processes, failures reported in one warning. ``dst`` is then the video half of
     a processed layout (write the split CSVs with :func:`make_split_csvs`); its
-    ``manifest.csv`` is the cache's table (ids, no labels).
+    ``manifest.csv`` is the cache's table (ids, no labels) and ``modalities.json`` declares
+    ``video`` as ``rgb``.
 
     Args:
         src: Folder searched recursively for videos.
@@ -419,7 +422,9 @@ def prepare_videos(
         seen[sid] = video
         entries.append(Entry(sid, "", "", "", {"video": str(video)}))
     reader = functools.partial(read_clip, num_frames=num_frames, size=size)
-    df = build_cache(entries, dst, {"video": reader}, workers=workers, desc="videos")
+    df = build_cache(
+        entries, dst, {"video": reader}, workers=workers, desc="videos", modalities=_RGB
+    )
     if collisions:
         log.warning(
             "prepare_videos: %d videos skipped: %s", len(collisions), "; ".join(collisions.values())
