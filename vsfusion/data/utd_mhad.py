@@ -15,7 +15,8 @@ men), 4 trials each, 861 trials in all: three are absent from the official relea
 * ``aA_sS_tT_inertial.mat``: variable ``d_iner``, Nx6 float64 at 50 Hz (:data:`SENSOR_RATE`):
   accelerometer x, y, z in g and gyroscope x, y, z in deg/s (:data:`SENSOR_CHANNELS`), one unit on
   the right wrist (on the right thigh for actions 22-27);
-* ``aA_sS_tT_skeleton.mat``: variable ``d_skel``, 20x3xT Kinect joints (recognised, not cached).
+* ``aA_sS_tT_skeleton.mat``: variable ``d_skel``, 20x3xT Kinect v1 joints in metres
+  (:data:`SKELETON_JOINTS`, the release's ``Skeleton_joint_order.txt``), one per depth frame.
 
 Expected layout (files are found recursively by name, so per-modality folders in any case, or all
 files in one folder, both work)::
@@ -24,7 +25,7 @@ files in one folder, both work)::
       RGB/a1_s1_t1_color.avi ...        (only for --video-modality rgb)
       Depth/a1_s1_t1_depth.mat ...      (for --video-modality depth, the default)
       Inertial/a1_s1_t1_inertial.mat ...
-      Skeleton/a1_s1_t1_skeleton.mat ... (not used)
+      Skeleton/a1_s1_t1_skeleton.mat ... (the "skeleton" column, when present)
 
 Preprocessing (cached under ``<cache_dir>/<cache_key>/`` by :func:`vsfusion.data.cache.build_cache`):
 
@@ -41,7 +42,12 @@ Preprocessing (cached under ``<cache_dir>/<cache_key>/`` by :func:`vsfusion.data
 * sensor: checked for NaN/inf (a :class:`~vsfusion.data.errors.DataError` naming the file), then
   resampled by normalised time to :data:`SENSOR_STEPS` steps with the anti-aliased
   :func:`~vsfusion.data.sensor.resample`; float32 ``(SENSOR_STEPS, 6)`` in the native units
-  (normalisation lives in the sensor model).
+  (normalisation lives in the sensor model);
+* skeleton (``skeleton=None``: whenever ``Skeleton/`` files exist; ``True``/``False`` to force):
+  :func:`read_skeleton`, float32 ``(CACHE_FRAMES, 20, 3)`` time first, the frames the depth clip
+  samples (same rule, same frame count). A trial whose skeleton has not 20 joints, has NaN/inf
+  joints, or a frame count more than :data:`SKELETON_FRAME_TOLERANCE` from its depth file's is
+  dropped and named in the preparation's one warning. Whether it is cached enters the cache key.
 
 A trial's depth and inertial streams both span the trial but have no fixed length ratio, so they
 are aligned by normalised time: frame ``k`` of ``CACHE_FRAMES`` sits at ``(k + 0.5) / CACHE_FRAMES``
