@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vsfusion.data.errors import DataError  # noqa: E402
-from vsfusion.data.vsl import make_split_csvs  # noqa: E402
+from vsfusion.data.processed import make_split_csvs  # noqa: E402
 
 __all__ = ["main", "parse_args"]
 

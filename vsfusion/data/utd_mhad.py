@@ -443,7 +443,7 @@ def read_rgb(
 ) -> np.ndarray | tuple[np.ndarray, dict]:
     """Read a ``_color.avi`` file into a uint8 RGB ``(num_frames, size, size, 3)`` clip.
 
-    The same reader as the folder and VSL datasets use (:func:`vsfusion.data.folder.read_clip`).
+    The same reader as the folder and VSL datasets use (:func:`vsfusion.data.video.read_clip`).
 
     Args:
         path: ``aA_sS_tT_color.avi``.
