@@ -304,3 +304,10 @@ def test_val_fraction_zero_means_no_validation_split(tmp_path, protocol):
     assert set(m.split("test")["subject"]) == ({"8", "9", "10", "11", "12"} if protocol ==
                                                "standard" else {"7"})  # fmt: skip
     assert len(m.split("train")) == (7 if protocol == "standard" else 2)
+
+
+def test_grey_frames_without_bayer_are_kept(tmp_path):
+    root = write_release(tmp_path / "mhad", (1, 2, 7), actions=(1,))
+    m = load(root, protocol="dev", bayer=None, cache_dir=tmp_path / "cache", workers=1)
+    assert len(m.samples) == 3 and m.modalities == ("video", "sensor")
+    assert np.load(m.samples["video"][0]).shape == (berkeley_mhad.CACHE_FRAMES, 128, 128, 1)

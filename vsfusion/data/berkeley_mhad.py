@@ -667,7 +667,9 @@ class BerkeleyMHAD(DatasetAdapter):
         self.camera = (int(self.opts["camera"][0]), int(self.opts["camera"][1]))
         self.crop = check_crop(self.opts["video_crop"])
         if bayer is None:
-            self.modalities = {**self.modalities, "video": {"kind": "rgb", "channels": 1}}
+            # one grey channel is neither kind the registry has for video (rgb: 3 channels,
+            # depth: distances): left undeclared, the cache infers the column from the arrays
+            self.modalities = {k: v for k, v in self.modalities.items() if k != "video"}
         super().check()
 
     def scan(self) -> list[Entry]:
