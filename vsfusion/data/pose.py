@@ -34,7 +34,7 @@ Keras, and runs from its own environment (``make venv-pose``)::
     python -m vsfusion.data.pose --videos raw/VSL --out processed/VSL --frames 32
 
 writes ``<out>/pose/<relative path>.npy`` float32 ``(T, 75, C)`` beside the
-``<out>/video/<relative path>.npy`` clips of :func:`~vsfusion.data.video.process_folder`, and
+``<out>/video/<relative path>.npy`` clips of :func:`~vsfusion.data.processed.prepare_videos`, and
 ``<out>/pose.info.json`` with per-clip detection counts. :func:`read_pose` is the same extraction
 as a picklable :func:`~vsfusion.data.cache.build_cache` reader (modality ``"pose"``).
 
@@ -66,7 +66,7 @@ from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text
 from vsfusion.data.skeleton import layout
 from vsfusion.data.video import (
     VIDEO_PATTERNS,
-    _find_videos,
+    find_videos,
     read_video,
     resize_shorter,
     uniform_indices,
@@ -471,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = skipped = 0
     failed: dict[str, str] = {}
     frames_total, seconds = 0, 0.0
-    for video in _find_videos(src, args.pattern):
+    for video in find_videos(src, args.pattern):
         rel = video.relative_to(src).with_suffix("")
         out = out_root / "pose" / (rel.as_posix() + ".npy")
         stale = out.with_name(out.name + TMP_SUFFIX)

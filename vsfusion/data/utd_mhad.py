@@ -78,7 +78,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
 import re
@@ -95,6 +94,7 @@ from vsfusion.data.adapter import DatasetAdapter, split_by_subjects
 from vsfusion.data.cache import Entry
 from vsfusion.data.errors import DataError
 from vsfusion.data.sensor import resample, validate_sensor
+from vsfusion.data.skeleton import layout
 from vsfusion.data.video import (
     CROP_MARGIN,
     DEPTH_BAND_MM,
@@ -134,6 +134,7 @@ __all__ = [
     "VIDEO_MODALITIES",
     "SKELETON_FRAME_TOLERANCE",
     "SKELETON_JOINTS",
+    "SKELETON_LAYOUT",
     "UTDMHAD",
     "cache_params",
     "find_trials",
@@ -215,28 +216,9 @@ CACHE_FRAMES = _video.CACHE_FRAMES
 CACHE_SIZE = _video.CACHE_SIZE
 SENSOR_STEPS = _sensor.SENSOR_STEPS
 DEPTH_PERCENTILES: tuple[float, float] = (1.0, 99.0)
-SKELETON_JOINTS: tuple[str, ...] = (
-    "head",
-    "shoulder_center",
-    "spine",
-    "hip_center",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "left_hand",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-    "right_hand",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "left_foot",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "right_foot",
-)
+SKELETON_LAYOUT = "kinect-v1"
+"""The joint layout of ``d_skel`` (:func:`vsfusion.data.skeleton.layout`)."""
+SKELETON_JOINTS: tuple[str, ...] = tuple(layout(SKELETON_LAYOUT).joints)
 """The 20 Kinect v1 joints in ``d_skel`` row order (``Skeleton_joint_order.txt`` of the release)."""
 SKELETON_FRAME_TOLERANCE = 2
 """Largest accepted ``|T_skeleton - T_depth|`` of a trial, in frames. Measured on the 431 released
@@ -879,7 +861,7 @@ class UTDMHAD(DatasetAdapter):
     modalities = {
         "video": {"kind": "depth"},
         "sensor": {"kind": "inertial", "unit_channels": SENSOR_UNIT_CHANNELS},
-        "skeleton": {"kind": "skeleton", "layout": "kinect-v1", "joints": len(SKELETON_JOINTS)},
+        "skeleton": {"kind": "skeleton", "layout": SKELETON_LAYOUT, "joints": len(SKELETON_JOINTS)},
     }
     protocols = {
         "standard": "train subjects 1, 3, 5, 7 (validation subjects carved), test 2, 4, 6, 8",
@@ -909,11 +891,6 @@ class UTDMHAD(DatasetAdapter):
         self.crop = check_crop(self.opts["video_crop"])
         if self.video_modality == "rgb":
             self.modalities = {**self.modalities, "video": {"kind": "rgb"}}
-        if importlib.util.find_spec("vsfusion.data.skeleton") is None:
-            # The skeleton kind checks a declared layout against vsfusion.data.skeleton's joint
-            # layouts; until that module is part of the package, declare the joint count only.
-            decl = {k: v for k, v in self.modalities["skeleton"].items() if k != "layout"}
-            self.modalities = {**self.modalities, "skeleton": decl}
         super().check()
 
     def scan(self) -> list[Entry]:
