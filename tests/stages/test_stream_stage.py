@@ -11,7 +11,7 @@ from tests.stages.stage_cli import common
 @pytest.fixture(scope="module")
 def inertial_run(tiny_dataset, tmp_path_factory):
     ck = tmp_path_factory.mktemp("stream")
-    argv = [*common(tiny_dataset, ck), "--stream", "inertial", "--epoch", "3", "--length", "20"]
+    argv = [*common(tiny_dataset, ck), "--stream", "inertial", "--epoch", "6", "--length", "20"]
     assert train_stream.main(argv) == 0
     return ck
 
