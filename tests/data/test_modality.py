@@ -178,3 +178,32 @@ def test_a_registered_toy_modality_end_to_end(tmp_path, toy_kind):
     assert x["spec"].shape == (6, 16, 10) and x["spec"].dtype == np.float32
     np.testing.assert_allclose(x["spec"].mean(axis=(1, 2)), 0.0, atol=1e-5)
     assert y.tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_a_processed_dataset_reads_a_declared_pose_folder(tmp_path):
+    """Keypoints written beside the clips (pose/<rel>.npy + modalities.json) become a stream."""
+    from tests.stages.conftest import write_tiny_dataset
+    from vsfusion.data import load_dataset
+    from vsfusion.data.pose import POSE_JOINTS, declare_pose_stream
+
+    root = write_tiny_dataset(tmp_path / "vsl", reps=1)
+    rng = np.random.default_rng(0)
+    for clip in sorted((root / "video").rglob("*.npy")):
+        out = root / "pose" / clip.relative_to(root / "video")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, rng.uniform(0, 1, (10, POSE_JOINTS, 3)).astype(np.float32))
+    declare_pose_stream(root)
+    m = load_dataset("VSL", root, val_fraction=0.34)
+    assert set(m.modalities) == {"video", "sensor", "pose"}
+    assert m.stream("pose") == StreamInfo(
+        "skeleton", (None, POSE_JOINTS, 3), 3, {"layout": "mediapipe-holistic"}
+    )
+    assert m.resolve_stream("skeleton") == "pose"
+    x, _ = ClipLoader(
+        m.split("train"), m.classes, modalities=("pose",), streams=m.streams, lengths={"pose": 8}
+    )[0]
+    assert x["pose"].shape[1:] == (8, POSE_JOINTS, 3)
+    from vsfusion.data.skeleton import layout
+
+    centre = list(layout("mediapipe-holistic").centre)  # normalised: first frame's centre at 0
+    np.testing.assert_allclose(x["pose"][:, 0, centre, :].mean(axis=1), 0.0, atol=1e-5)

@@ -368,8 +368,6 @@ class DatasetAdapter:
         for m in readers:
             groups.setdefault(cache_key(**self.cache_params(m, entries)), []).append(m)
         cache_dir = Path(self.opts.get("cache_dir") or Path("cache") / self.name)
-        # build_cache checks each array by its declared kind and writes modalities.json
-        accepts_modalities = "modalities" in inspect.signature(build_cache).parameters
         df: pd.DataFrame | None = None
         for key, mods in groups.items():
             part = [
@@ -382,9 +380,6 @@ class DatasetAdapter:
                 )
                 for e in entries
             ]
-            extra: dict[str, Any] = {}
-            if accepts_modalities:
-                extra["modalities"] = {m: self.modalities[m] for m in mods if m in self.modalities}
             desc = self.name if len(groups) == 1 else f"{self.name} {'+'.join(mods)}"
             table = build_cache(
                 part,
@@ -392,7 +387,8 @@ class DatasetAdapter:
                 {m: readers[m] for m in mods},
                 workers=int(self.opts.get("workers", 2)),
                 desc=desc,
-                **extra,
+                # each array checked by its declared kind; modalities.json written beside
+                modalities={m: self.modalities[m] for m in mods if m in self.modalities},
             )
             if "video" in mods and any("video" in e.sources for e in part):
                 log_crop(self.name, check_crop(self.opts.get("video_crop")), table)

@@ -443,6 +443,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def declare_pose_stream(root: str | os.PathLike, presence: bool = False) -> Path:
+    """Add the ``pose`` column to ``<root>/modalities.json`` (kept entries stay): a skeleton stream
+    of layout ``mediapipe-holistic``, so a processed-layout dataset at ``root`` reads ``pose/``.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> json.loads(declare_pose_stream(d).read_text())["pose"]["kind"]
+        'skeleton'
+    """
+    from vsfusion.data.modality import STREAMS_NAME, StreamInfo, read_streams, write_streams
+
+    path = Path(root) / STREAMS_NAME
+    streams = {
+        c: StreamInfo.from_json({"kind": "array", **d}) for c, d in read_streams(path).items()
+    }
+    channels = 4 if presence else 3
+    streams["pose"] = StreamInfo(
+        "skeleton", (None, POSE_JOINTS, channels), channels, {"layout": POSE_LAYOUT}
+    )
+    return write_streams(path, streams)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: extract keypoints for a folder of videos; resumes, skipping finished files.
 
@@ -501,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.warning("%s", info["warning"])
         done += 1
         atomic_write_text(info_path, json.dumps(infos, sort_keys=True) + "\n")
+    declare_pose_stream(out_root, presence=args.presence)
     speed = f", {frames_total / seconds:.1f} frames/s" if seconds else ""
     log.info(
         "pose: wrote %d, skipped %d existing, %d failed, in %s%s",

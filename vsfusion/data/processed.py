@@ -9,7 +9,9 @@ Layout (the VSL release, the demo dataset, ``utils/videoprocess.py`` output, eve
       test.csv             file,label[,subject]
       val.csv              optional
       manifest.csv         optional: file,label,subject[,split] (or a cache's id,...,video,sensor)
-      modalities.json      optional: each column's kind and shape (written by build_cache)
+      modalities.json      optional: each column's kind and shape (written by build_cache);
+                           a column declared here (e.g. pose/<rel>.npy, written by
+                           python -m vsfusion.data.pose) is read like video/ and sensor/
 
 A sample whose video (or sensor) file is absent simply lacks that modality. Subjects come from
 the split CSV's ``subject`` column, else from ``manifest.csv``, else from the first folder of
@@ -45,12 +47,14 @@ from vsfusion.data.cache import MANIFEST_NAME, Entry, build_cache
 from vsfusion.data.errors import DataError
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.manifest import MODALITY_COLUMNS, SPLITS, Manifest, _read_str_csv
+from vsfusion.data.modality import STREAMS_NAME, read_streams
 from vsfusion.data.video import CACHE_FRAMES, CACHE_SIZE, VIDEO_PATTERNS, find_videos, read_clip
 
 __all__ = [
     "SPLIT_FILES",
     "ProcessedLayout",
     "is_processed",
+    "layout_modalities",
     "load_processed",
     "make_split_csvs",
     "prepare_videos",
@@ -80,6 +84,23 @@ def _read_split_csv(path: Path) -> pd.DataFrame:
     if "subject" not in df.columns:
         df["subject"] = ""
     return df[["file", "label", "subject"]]
+
+
+def layout_modalities(
+    root: str | os.PathLike, base: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``base`` plus the columns ``<root>/modalities.json`` declares (e.g. ``pose`` written by
+    ``python -m vsfusion.data.pose``): ``{column: {"kind": ..., **attributes}}``.
+
+    Example:
+        >>> layout_modalities("/nonexistent", {"video": {"kind": "rgb"}})
+        {'video': {'kind': 'rgb'}}
+    """
+    out = {c: dict(d) for c, d in base.items()}
+    for col, decl in read_streams(Path(root) / STREAMS_NAME).items():
+        if col not in out and isinstance(decl, dict) and decl.get("kind"):
+            out[col] = {"kind": decl["kind"], **dict(decl.get("attrs") or {})}
+    return out
 
 
 def is_processed(root: str | os.PathLike, modalities: Iterable[str] = MODALITY_COLUMNS) -> bool:
@@ -193,6 +214,7 @@ class ProcessedLayout(DatasetAdapter):
     def check(self) -> None:
         super().check()
         self.where = self.root / SPLIT_FILES["train"]
+        self.modalities = layout_modalities(self.root, type(self).modalities)
 
     def scan(self) -> list[Entry]:
         return scan_processed(self.root, self.modalities, self.manifest_name)

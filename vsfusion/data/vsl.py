@@ -515,6 +515,7 @@ class VSL(DatasetAdapter):
                 )
             self.protocol = "given"
             self.where = self.root / SPLIT_FILES["train"]
+            self.modalities = processed.layout_modalities(self.root, type(self).modalities)
             self.carve_hint = "; or add a subject column / val.csv"
             return
         raw = _raw_dir(self.root)
@@ -527,7 +528,7 @@ class VSL(DatasetAdapter):
 
     def scan(self) -> list[Entry]:
         if self.layout == "processed":
-            return processed.scan_processed(self.root, MODALITIES, NAME)
+            return processed.scan_processed(self.root, self.modalities, NAME)
         ann, self.has_split = _read_annotations(self.raw)
         return [
             Entry(
