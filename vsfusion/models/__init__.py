@@ -1,4 +1,5 @@
-"""Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, classifier heads, the generator."""
+"""Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, classifier heads, the generator,
+fusion layers."""
 
 from vsfusion.models.backbones import (
     BACKBONES,
@@ -8,6 +9,7 @@ from vsfusion.models.backbones import (
     check_clip,
 )
 from vsfusion.models.flops import count_macs
+from vsfusion.models.fusion_layers import FUSION_LAYER_RULES, WeightedProbabilityFusion
 from vsfusion.models.generator import (
     CrossModalLogits,
     L2Norm,
@@ -37,6 +39,7 @@ from vsfusion.models.x3d import build_x3d
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
+    "FUSION_LAYER_RULES",
     "CrossModalLogits",
     "Temper",
     "build_cmc_model",
@@ -66,4 +69,5 @@ __all__ = [
     "model_inputs_like",
     "split_classifier",
     "top1_accuracy",
+    "WeightedProbabilityFusion",
 ]
