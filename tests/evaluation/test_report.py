@@ -511,3 +511,17 @@ def test_aggregate_seeds_keeps_other_streams_of_any_run():
     md = aggregate_markdown(agg)
     assert "| fusion_3way | 90.0 | — | 1 | 90.0 / — |" in md
     assert md.index("| oracle_fusion |") < md.index("| fusion_3way |") < md.index("| baseline_")
+
+
+def test_results_markdown_renders_the_deploy_section():
+    deploy = {
+        "file": "deploy.keras",
+        "inputs": {"video": [8, 32, 32, 3]},
+        "rule": "weighted (w = 0.65)",
+        "streams": ["video", "generated_sensor"],
+    }
+    md = results_markdown(build_results("demo", 1, 1, 1, 0, {}, {}, None, extra={"deploy": deploy}))
+    section = _section(md, "## Deployable model")
+    assert "- file: deploy.keras" in section
+    assert "  - video: 8, 32, 32, 3" in section
+    assert "## Details" not in md

@@ -18,7 +18,8 @@ several seeds as mean ± standard deviation, per-seed values and tests pooled ov
 :func:`results_markdown` gives these ``extra`` keys sections of their own (other keys are
 listed under "Details"): ``missing_modality`` (which row answers each test-time input),
 ``mcnemar_tests`` (paired exact McNemar tests), ``selection`` (what the fusion rules were
-chosen on), ``figures`` (title -> image file, relative to ``results.md``) and ``baselines``.
+chosen on), ``deploy`` (the one-file fused predictor, its inputs and rule), ``figures`` (title ->
+image file, relative to ``results.md``) and ``baselines``.
 :func:`plot_embedding_tsne` and :func:`plot_per_class_delta` draw two of those figures.
 
 Example:
@@ -118,6 +119,7 @@ _SECTION_KEYS = (
     "mcnemar_tests",
     "selection",
     "figures",
+    "deploy",
 )
 _DASH = "—"
 
@@ -443,8 +445,8 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         not evaluated), notes on the baseline and
         control rows when they were evaluated, and the McNemar p-value line. When ``extra``
         holds them, sections follow for ``mcnemar_tests`` ("Paired tests"),
-        ``missing_modality`` ("Missing-modality matrix"), ``selection``, ``baselines`` and
-        ``figures`` (image links), then every other ``extra`` entry under "Details".
+        ``missing_modality`` ("Missing-modality matrix"), ``selection``, ``deploy``
+        ("Deployable model"), ``baselines`` and ``figures`` (image links), then every other ``extra`` entry under "Details".
 
     Example:
         >>> r = build_results("demo", 10, 2, 5, 1, {"video": 0.8}, {"video": 0.75}, 0.0386)
@@ -495,6 +497,10 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             lines += _bullets(selection)
         else:
             lines.append(f"- {_inline(selection)}")
+    deploy = extra.get("deploy")
+    if isinstance(deploy, Mapping) and deploy:
+        lines += ["", "## Deployable model", ""]
+        lines += _bullets(deploy)
     chosen = extra.get("baselines")
     if isinstance(chosen, Mapping) and chosen:
         lines += ["", "## Baselines (chosen by leave-one-subject-out on the training subjects)", ""]
