@@ -1,6 +1,11 @@
 #!/usr/bin/env python
 """Stage 3: evaluate late fusion of video and generated sensor streams on the test split.
 
+Writes into the run directory ``results.json`` / ``results.md``, ``predictions.npz``,
+``fused.keras`` (video in; both streams out) and ``deploy.keras``, the whole predictor: video in,
+fused class probabilities out, with the chosen rule and weights (or the learned MLP) in the graph.
+``keras.saving.load_model("deploy.keras")`` after ``import vsfusion.models`` loads it.
+
 Usage: python valid_generator.py --help
 """
 

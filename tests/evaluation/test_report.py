@@ -16,6 +16,7 @@ from vsfusion.evaluation.report import (
     plot_embedding_tsne,
     plot_per_class_delta,
     results_markdown,
+    stream_order,
     write_per_class_report,
     write_results,
 )
@@ -85,8 +86,9 @@ def test_build_results_extra_is_optional_and_plain():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"accuracy": {"videoo": 0.5}}, "unknown stream"),
-        ({"macro_f1": {"fusion": 0.5}}, "unknown stream"),
+        ({"accuracy": {"": 0.5}}, "bad stream name"),
+        ({"macro_f1": {"a|b": 0.5}}, "bad stream name"),
+        ({"accuracy": {"a\nb": 0.5}}, "line"),
         ({"accuracy": {"video": 85.3}}, "percentage"),
         ({"accuracy": {"video": float("nan")}}, r"\[0, 1\]"),
         ({"mcnemar_p": 1.5}, "mcnemar_p"),
@@ -463,3 +465,63 @@ def test_aggregate_markdown_without_rules_or_paired_tests():
     assert "| video | 85.0 ± 7.1 | 84.1 ± 0.0 | 2 | 80.0 / 90.0 |" in md
     assert "Fusion rule chosen" not in md
     assert "Paired tests" not in md
+
+
+def _table_rows(md):
+    """The stream names of the first table, in order."""
+    lines = md.splitlines()
+    start = lines.index("|---|---:|---:|") + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("| "):
+            break
+        rows.append(line.split(" | ")[0][2:])
+    return rows
+
+
+def test_other_streams_are_listed_after_the_known_deep_rows_before_the_baselines():
+    accuracy = {"video": 0.8, "fusion_video_imu_depth": 0.9, "imu": 0.6, "baseline_video": 0.3}
+    results = build_results("demo", 1, 1, 1, 0, accuracy, {"depth": 0.5}, None)
+    deep = [s for s in STREAMS if not s.startswith("baseline_")]
+    order = [*deep, "fusion_video_imu_depth", "imu", "depth", "baseline_sensor", "baseline_video"]
+    assert list(results["accuracy"]) == order and list(results["macro_f1"]) == order
+    assert results["accuracy"]["depth"] is None and results["macro_f1"]["depth"] == 0.5
+    md = results_markdown(results)
+    assert _table_rows(md) == order
+    assert "| fusion_video_imu_depth | 90.0 | — |" in md
+    assert stream_order(["imu"]) == [*deep, "imu", "baseline_sensor", "baseline_video"]
+
+
+def test_a_two_stream_run_renders_exactly_the_known_rows():
+    results = _fusion_results()
+    assert list(results["accuracy"]) == list(STREAMS)
+    md = results_markdown(json.loads(json.dumps(results)))  # as read back from results.json
+    assert _table_rows(md) == list(STREAMS)
+    assert md == results_markdown(results)
+
+
+def test_aggregate_seeds_keeps_other_streams_of_any_run():
+    runs = [
+        build_results("d", 1, 1, 1, 0, {"video": 0.8, "fusion_3way": 0.9}, {}, None),
+        build_results("d", 1, 1, 1, 1, {"video": 0.7}, {}, None),
+    ]
+    agg = aggregate_seeds(runs)
+    assert agg["accuracy"]["fusion_3way"]["values"] == [0.9, None]
+    assert agg["accuracy"]["fusion_3way"]["n"] == 1
+    md = aggregate_markdown(agg)
+    assert "| fusion_3way | 90.0 | — | 1 | 90.0 / — |" in md
+    assert md.index("| oracle_fusion |") < md.index("| fusion_3way |") < md.index("| baseline_")
+
+
+def test_results_markdown_renders_the_deploy_section():
+    deploy = {
+        "file": "deploy.keras",
+        "inputs": {"video": [8, 32, 32, 3]},
+        "rule": "weighted (w = 0.65)",
+        "streams": ["video", "generated_sensor"],
+    }
+    md = results_markdown(build_results("demo", 1, 1, 1, 0, {}, {}, None, extra={"deploy": deploy}))
+    section = _section(md, "## Deployable model")
+    assert "- file: deploy.keras" in section
+    assert "  - video: 8, 32, 32, 3" in section
+    assert "## Details" not in md

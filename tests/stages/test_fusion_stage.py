@@ -1,5 +1,6 @@
 """The fusion stage: selection on out-of-fold + validation predictions, controls, paired tests."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -25,23 +26,26 @@ MAIN = "train=s1,s2 val=s3 test=s4"
 FOLDS = {"fold1": "train=s2 val=s3 test=s1", "fold2": "train=s1 val=s3 test=s2"}
 
 
-def _train(args: list[str], subjects: str, name: str) -> Path:
-    """Sensor, video and generator runs named ``name`` on the ``subjects`` splits."""
+def _train(args: list[str], subjects: str, name: str, classifiers: str | None = None) -> Path:
+    """A generator run named ``name`` on the ``subjects`` splits, on the sensor and video runs
+    named ``classifiers`` (trained here, on the same splits, when None)."""
     run = [*args, "--subjects", subjects, "--run_name", name]
-    assert train_sensor.main([*run, "--epoch", "2", "--depth", "3", "--filters", "8"]) == 0
-    video = ["--epoch", "1", "--num_frames", "8", "--crop_size", "32", "--batch_size", "4"]
-    assert train_video.main([*run, *video]) == 0
+    if classifiers is None:
+        classifiers = name
+        assert train_sensor.main([*run, "--epoch", "2", "--depth", "3", "--filters", "8"]) == 0
+        video = ["--epoch", "1", "--num_frames", "8", "--crop_size", "32", "--batch_size", "4"]
+        assert train_video.main([*run, *video]) == 0
     ck = Path(args[args.index("--checkpoints") + 1]) / "VSL"
     generator = [
         *run,
         "--epoch",
-        "2",
+        "1",
         "--hidden",
         "16",
         "--model_path",
-        str(ck / "sensor" / name),
+        str(ck / "sensor" / classifiers),
         "--video_model_path",
-        str(ck / "video" / name),
+        str(ck / "video" / classifiers),
     ]
     assert training_generator.main(generator) == 0
     return ck / "generator" / name
@@ -49,12 +53,19 @@ def _train(args: list[str], subjects: str, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def oof_fusion(tiny_dataset, tmp_path_factory):
+    """A fusion run that selects on out-of-fold + validation predictions.
+
+    To keep it fast (tracing a tiny I3D's training step costs most of a video run), the fold
+    generators reuse the main run's sensor and video classifiers instead of training their own
+    on the fold's subjects (reproduce.py --oof_folds retrains them): the fusion stage only needs
+    the fold generators' predictions on their held-out subjects, which is what these tests check.
+    """
     ck = tmp_path_factory.mktemp("ck")
     args = common(tiny_dataset, ck)
     main = _train(args, MAIN, "main")
-    folds = [_train(args, spec, name) for name, spec in FOLDS.items()]
+    folds = [_train(args, spec, name, classifiers="main") for name, spec in FOLDS.items()]
     out = tmp_path_factory.mktemp("out")
-    fusion = [*args, "--subjects", MAIN, "--model_path", str(main), "--mlp_epochs", "3"]
+    fusion = [*args, "--subjects", MAIN, "--model_path", str(main), "--mlp_epochs", "2"]
     argv = [*fusion, "--oof", ",".join(map(str, folds)), "--run_name", "f", "--out", str(out)]
     assert valid_generator.main(argv) == 0
     return ck / "VSL", out, fusion
@@ -107,6 +118,67 @@ def test_predictions_and_figures_are_saved_and_linked(oof_fusion):
     for name in figures.values():  # links in --out point at the run's PNGs
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert "](" in (out / "results.md").read_text()
+
+
+def test_deploy_keras_alone_reproduces_the_saved_fused_test_predictions(oof_fusion, tiny_dataset):
+    import keras
+
+    from vsfusion.config import FusionConfig
+    from vsfusion.fusion import RULE_ORDER, FusionSelection
+    from vsfusion.stages.classifiers import make_loader
+    from vsfusion.stages.common import load_manifest, load_model, predict_arrays, require_modality
+    from vsfusion.stages.fusion import build_deploy_model
+
+    ck, out, _ = oof_fusion
+    run = ck / "fusion" / "f"
+    results = json.loads((run / "results.json").read_text())
+    deploy_info = results["extra"]["deploy"]
+    assert deploy_info["file"] == "deploy.keras" and (run / "deploy.keras").is_file()
+    assert deploy_info["inputs"] == {
+        "video": [8, 32, 32, 3]
+    }  # video only: what the test split needs
+    assert deploy_info["streams"] == ["video", "generated_sensor"]
+    selection = results["extra"]["selection"]["generated"]
+    assert deploy_info["rule"] == results["extra"]["best_fusion_rule"]
+    assert selection["weights"] == {
+        "video": selection["weight"],
+        "generated_sensor": 1.0 - selection["weight"],
+    }
+
+    deploy = keras.saving.load_model(run / "deploy.keras")
+    assert [t.name for t in deploy.inputs] == ["video"]
+    if selection["best"] != "learned":  # the rule and its weights are in the graph
+        config = deploy.get_layer("fusion").get_config()
+        assert config["rule"] == selection["best"]
+        if selection["best"] == "weighted":
+            assert config["weights"] == selection["weights"]
+    cfg = FusionConfig(
+        dataset="VSL", data_root=str(tiny_dataset), checkpoints=str(ck.parent), subjects=MAIN
+    )
+    manifest = load_manifest(cfg)
+    loader = make_loader(
+        require_modality(manifest, "test", "video"),
+        manifest,
+        "video",
+        cfg,
+        train=False,
+        **deploy_info["clip"],
+    )
+    labels, probs = load_predictions(run)
+    assert np.array_equal(np.asarray(loader.labels), labels)
+    got = np.asarray(predict_arrays(deploy, loader), dtype=np.float32)
+    np.testing.assert_allclose(got, probs["fusion_best"], atol=1e-6)
+
+    # whichever rule was best: results.json, fused.keras and fusion_mlp.keras rebuild every rule
+    choice = FusionSelection(
+        **{k: selection[k] for k in ("best", "scores", "weights", "mlp_epochs", "pool", "groups")},
+        mlp=load_model(run / "fusion_mlp.keras"),
+    )
+    fused = load_model(run / "fused.keras")
+    for rule in RULE_ORDER:
+        model = build_deploy_model(fused, dataclasses.replace(choice, best=rule))
+        got = np.asarray(predict_arrays(model, loader), dtype=np.float32)
+        np.testing.assert_allclose(got, probs[f"fusion_{rule}"], atol=1e-6, err_msg=rule)
 
 
 def test_a_fold_that_holds_out_a_non_training_subject_is_one_clear_error(oof_fusion, capsys):

@@ -3,20 +3,23 @@
 One run (one dataset, one seed) is described by the dict of :func:`build_results`::
 
     {"dataset": str, "n_train": int, "n_val": int, "n_test": int, "seed": int,
-     "accuracy": {stream: float | None for stream in STREAMS},
-     "macro_f1": {stream: float | None for stream in STREAMS},
+     "accuracy": {stream: float | None},    # every STREAMS row, then the run's other rows
+     "macro_f1": {stream: float | None},
      "mcnemar_p": float | None,
      "extra": {...}}            # only when given: top-5, chosen fusion rule, timings, ...
 
 Accuracies and F1 scores are fractions in ``[0, 1]``; a stream that was not evaluated is
-``None`` (``null`` in JSON, "—" in Markdown). :func:`write_results` writes the JSON and the
+``None`` (``null`` in JSON, "—" in Markdown). The rows are the known rows of :data:`STREAMS`
+(always present, so two-stream runs read as they always did) and then whatever other streams a
+run reports (an N-way fusion's streams and rows), listed before the ``baseline_*`` rows. :func:`write_results` writes the JSON and the
 Markdown table atomically; :func:`aggregate_seeds` and :func:`aggregate_markdown` summarise
 several seeds as mean ± standard deviation, per-seed values and tests pooled over seeds.
 
 :func:`results_markdown` gives these ``extra`` keys sections of their own (other keys are
 listed under "Details"): ``missing_modality`` (which row answers each test-time input),
 ``mcnemar_tests`` (paired exact McNemar tests), ``selection`` (what the fusion rules were
-chosen on), ``figures`` (title -> image file, relative to ``results.md``) and ``baselines``.
+chosen on), ``deploy`` (the one-file fused predictor, its inputs and rule), ``figures`` (title ->
+image file, relative to ``results.md``) and ``baselines``.
 :func:`plot_embedding_tsne` and :func:`plot_per_class_delta` draw two of those figures.
 
 Example:
@@ -44,6 +47,7 @@ from vsfusion.evaluation.metrics import per_class_recall_change
 __all__ = [
     "STREAMS",
     "aggregate_markdown",
+    "stream_order",
     "aggregate_seeds",
     "build_results",
     "plot_confusion",
@@ -56,7 +60,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Every stream a run may report, in table order:
+#: The known rows, in table order (any other stream name a run reports is accepted too and
+#: listed after the known deep rows, before the baselines; see :func:`stream_order`):
 #:
 #: * ``video``, ``sensor`` (real sensors, when the test split has them), ``generated_sensor``
 #:   (the sensor head on the generator's synthetic sensor embedding);
@@ -114,6 +119,7 @@ _SECTION_KEYS = (
     "mcnemar_tests",
     "selection",
     "figures",
+    "deploy",
 )
 _DASH = "—"
 
@@ -159,15 +165,47 @@ def _score(value: Any, what: str) -> float | None:
     return number
 
 
-def _stream_scores(scores: Mapping[str, Any] | None, metric: str) -> dict[str, float | None]:
-    """Maps every stream to its score, rejecting unknown stream names."""
-    scores = dict(scores or {})
-    unknown = sorted(set(scores) - set(STREAMS))
-    if unknown:
+def _check_stream_name(name: Any, metric: str) -> str:
+    """A stream name: a non-empty string that fits in one Markdown table cell."""
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "|\n\r"):
         raise ValueError(
-            f"unknown stream name(s) in {metric}: {unknown}; expected some of {list(STREAMS)}"
+            f"bad stream name {name!r} in {metric}: use a non-empty name without '|' or line "
+            "breaks, e.g. 'fusion_weighted'"
         )
-    return {s: _score(scores.get(s), f"{metric}[{s!r}]") for s in STREAMS}
+    return name
+
+
+def stream_order(names: Sequence[str] | Mapping[str, Any]) -> list[str]:
+    """The table order of a run's rows: every known row of :data:`STREAMS`, other names inserted.
+
+    Known rows keep their :data:`STREAMS` order; other names follow the known deep rows in the
+    order given, before the ``baseline_*`` rows.
+
+    Args:
+        names: The run's stream names (a mapping's keys are used).
+
+    Returns:
+        All of :data:`STREAMS` plus the other names, in table order.
+
+    Example:
+        >>> order = stream_order(["video", "fusion_depth"])
+        >>> order[-3:]
+        ['fusion_depth', 'baseline_sensor', 'baseline_video']
+    """
+    others = [n for n in dict.fromkeys(names) if n not in STREAMS]
+    deep = [s for s in STREAMS if s not in _BASELINES]
+    return [*deep, *others, *_BASELINES]
+
+
+def _stream_scores(
+    scores: Mapping[str, Any] | None, metric: str, names: Sequence[str] = ()
+) -> dict[str, float | None]:
+    """Maps every known stream and each other name (``names``', then ``scores``') to its score."""
+    scores = dict(scores or {})
+    for name in scores:
+        _check_stream_name(name, metric)
+    order = stream_order([*names, *scores])
+    return {s: _score(scores.get(s), f"{metric}[{s!r}]") for s in order}
 
 
 def _count(value: Any, what: str) -> int:
@@ -348,8 +386,9 @@ def build_results(
         n_val: Number of validation samples.
         n_test: Number of test samples.
         seed: The run's random seed.
-        accuracy: Top-1 accuracy per stream, fractions in ``[0, 1]``; streams left out are
-            stored as ``None``.
+        accuracy: Top-1 accuracy per stream, fractions in ``[0, 1]``; known streams
+            (:data:`STREAMS`) left out are stored as ``None``; other names (an N-way fusion's
+            streams) are stored after the known deep rows.
         macro_f1: Macro-F1 per stream, same convention.
         mcnemar_p: Exact McNemar p-value of the paired comparison the run reports (e.g. the
             best fusion against video only), or ``None``.
@@ -363,8 +402,9 @@ def build_results(
         "mcnemar_p"}`` plus ``"extra"`` when ``extra`` is given.
 
     Raises:
-        ValueError: On an unknown stream name, a score outside ``[0, 1]`` (e.g. a
-            percentage), a negative split size, or an ``extra`` that cannot be stored in JSON.
+        ValueError: On a stream name that is empty or holds ``|`` or a line break, a score
+            outside ``[0, 1]`` (e.g. a percentage), a negative split size, or an ``extra`` that
+            cannot be stored in JSON.
 
     Example:
         >>> r = build_results("demo", 10, 2, 5, 1, {"video": 0.8}, {"video": 0.75}, 0.5)
@@ -375,14 +415,15 @@ def build_results(
         raise ValueError(f"dataset must be a non-empty string, got {dataset!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    names = [*(accuracy or {}), *(macro_f1 or {})]
     results: dict[str, Any] = {
         "dataset": dataset,
         "n_train": _count(n_train, "n_train"),
         "n_val": _count(n_val, "n_val"),
         "n_test": _count(n_test, "n_test"),
         "seed": int(seed),
-        "accuracy": _stream_scores(accuracy, "accuracy"),
-        "macro_f1": _stream_scores(macro_f1, "macro_f1"),
+        "accuracy": _stream_scores(accuracy, "accuracy", names),
+        "macro_f1": _stream_scores(macro_f1, "macro_f1", names),
         "mcnemar_p": _score(mcnemar_p, "mcnemar_p"),
     }
     if extra is not None:
@@ -400,11 +441,12 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
     Returns:
         Markdown text: dataset, seed and split sizes, a table of accuracy and macro-F1 in
-        percent with one decimal ("—" for streams not evaluated), notes on the baseline and
+        percent with one decimal, one row per stream of :func:`stream_order` ("—" for streams
+        not evaluated), notes on the baseline and
         control rows when they were evaluated, and the McNemar p-value line. When ``extra``
         holds them, sections follow for ``mcnemar_tests`` ("Paired tests"),
-        ``missing_modality`` ("Missing-modality matrix"), ``selection``, ``baselines`` and
-        ``figures`` (image links), then every other ``extra`` entry under "Details".
+        ``missing_modality`` ("Missing-modality matrix"), ``selection``, ``deploy``
+        ("Deployable model"), ``baselines`` and ``figures`` (image links), then every other ``extra`` entry under "Details".
 
     Example:
         >>> r = build_results("demo", 10, 2, 5, 1, {"video": 0.8}, {"video": 0.75}, 0.0386)
@@ -422,7 +464,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     ]
     accuracy = results.get("accuracy", {})
     f1 = results.get("macro_f1", {})
-    for stream in STREAMS:
+    for stream in stream_order([*accuracy, *f1]):
         lines.append(
             f"| {stream} | {_percent(accuracy.get(stream))} | {_percent(f1.get(stream))} |"
         )
@@ -455,6 +497,10 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             lines += _bullets(selection)
         else:
             lines.append(f"- {_inline(selection)}")
+    deploy = extra.get("deploy")
+    if isinstance(deploy, Mapping) and deploy:
+        lines += ["", "## Deployable model", ""]
+        lines += _bullets(deploy)
     chosen = extra.get("baselines")
     if isinstance(chosen, Mapping) and chosen:
         lines += ["", "## Baselines (chosen by leave-one-subject-out on the training subjects)", ""]
@@ -922,10 +968,11 @@ def aggregate_seeds(
         raise ValueError("paired_tests must be a list of dicts (one per compared pair)")
 
     aggregate: dict[str, Any] = {"dataset": datasets[0], "seeds": seeds, "n_runs": len(runs)}
+    streams = stream_order([s for r in runs for m in _METRICS for s in r.get(m) or {}])
     for metric in _METRICS:
         table = {}
-        for stream in STREAMS:
-            values = [r[metric].get(stream) for r in runs]
+        for stream in streams:
+            values = [(r.get(metric) or {}).get(stream) for r in runs]
             present = np.array([v for v in values if v is not None], dtype=np.float64)
             mean = float(present.mean()) if present.size else None
             std = float(present.std(ddof=1)) if present.size >= 2 else None
@@ -982,7 +1029,7 @@ def aggregate_markdown(aggregate: Mapping[str, Any]) -> str:
         "| Stream | Accuracy (%) | Macro-F1 (%) | Seeds | Accuracy per seed (%) |",
         "|---|---:|---:|---:|---:|",
     ]
-    for stream in STREAMS:
+    for stream in stream_order([*aggregate["accuracy"], *aggregate["macro_f1"]]):
         acc = aggregate["accuracy"].get(stream) or {}
         f1 = aggregate["macro_f1"].get(stream) or {}
         n = max(acc.get("n", 0), f1.get("n", 0))

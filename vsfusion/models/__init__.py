@@ -1,5 +1,5 @@
 """Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, the skeleton trunk (ST-GCN),
-classifier heads, the generator."""
+classifier heads, the generator, fusion layers."""
 
 from vsfusion.models.backbones import (
     BACKBONES,
@@ -9,6 +9,7 @@ from vsfusion.models.backbones import (
     check_clip,
 )
 from vsfusion.models.flops import count_macs
+from vsfusion.models.fusion_layers import FUSION_LAYER_RULES, WeightedProbabilityFusion
 from vsfusion.models.generator import (
     CrossModalLogits,
     L2Norm,
@@ -40,6 +41,7 @@ from vsfusion.models.x3d import build_x3d
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
+    "FUSION_LAYER_RULES",
     "CrossModalLogits",
     "GraphAggregate",
     "Temper",
@@ -73,4 +75,5 @@ __all__ = [
     "model_inputs_like",
     "split_classifier",
     "top1_accuracy",
+    "WeightedProbabilityFusion",
 ]

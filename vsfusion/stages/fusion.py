@@ -19,7 +19,11 @@ The control is reported alone and fused with ``video`` by the same selection
 control's fusion. When the test split has real sensors, ``sensor`` and ``oracle_fusion`` (video +
 real sensor, selected the same way) complete the missing-modality matrix.
 
-With a shared trunk the deployable ``fused.keras`` costs one video-trunk pass for both streams.
+``fused.keras`` returns the streams (video in; video and generated-sensor probabilities and
+embeddings out); ``deploy.keras`` is the whole predictor: video in, the fused class probabilities
+of the chosen rule out, with the rule and its weights (or the learned MLP and its
+standardisation) inside the graph (:func:`vsfusion.fusion.build_fused_predictor`). With a shared
+trunk both cost one video-trunk pass for both streams.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from vsfusion.fusion import (
     VIDEO_INPUT,
     FusionSelection,
     apply_fusion,
+    build_fused_predictor,
     select_fusion,
 )
 from vsfusion.models import call_on_inputs, model_inputs_like, split_classifier
@@ -76,7 +81,7 @@ from vsfusion.stages.common import (
     seed_everything,
 )
 
-__all__ = ["run_fusion", "build_fused_model", "GeneratorBundle"]
+__all__ = ["run_fusion", "build_deploy_model", "build_fused_model", "GeneratorBundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -266,20 +271,65 @@ def _load_folds(
     return folds
 
 
-def _pool(parts: list[dict[str, np.ndarray]], second: str) -> dict[str, np.ndarray] | None:
+#: Results row (and fused-stream name) of each stream the video stream is fused with; the
+#: control's row is its kind (``video_head_control`` or ``video_ensemble``).
+_SECOND_ROWS = {"generated": "generated_sensor", "sensor": "sensor"}
+
+
+def _row(second: str, control: str | None) -> str:
+    return (control or "control") if second == "control" else _SECOND_ROWS[second]
+
+
+def _stream_probs(s: dict[str, np.ndarray], second: str, row: str) -> dict[str, np.ndarray]:
+    """``{"video": ..., row: ...}``: the two streams' probabilities, video first."""
+    return {"video": s["video_probs"], row: s[f"{second}_probs"]}
+
+
+def _pool(parts: list[dict[str, np.ndarray]], second: str, row: str) -> dict[str, object] | None:
     """The selection pool of video + ``second`` stream, or None if a part lacks that stream."""
     if not parts or any(f"{second}_probs" not in p for p in parts):
         return None
     cat = {k: np.concatenate([p[k] for p in parts]) for k in ("labels", "groups")}
-    cat["video_probs"] = np.concatenate([p["video_probs"] for p in parts])
-    cat["other_probs"] = np.concatenate([p[f"{second}_probs"] for p in parts])
-    cat[VIDEO_INPUT] = np.concatenate([p["video_embedding"] for p in parts])
-    cat[SENSOR_INPUT] = np.concatenate([p[f"{second}_embedding"] for p in parts])
-    return cat
+    return {
+        **cat,
+        "probs": {
+            "video": np.concatenate([p["video_probs"] for p in parts]),
+            row: np.concatenate([p[f"{second}_probs"] for p in parts]),
+        },
+        "embeddings": {
+            VIDEO_INPUT: np.concatenate([p["video_embedding"] for p in parts]),
+            SENSOR_INPUT: np.concatenate([p[f"{second}_embedding"] for p in parts]),
+        },
+    }
 
 
 def _features(s: dict[str, np.ndarray], second: str) -> dict[str, np.ndarray]:
     return {VIDEO_INPUT: s["video_embedding"], SENSOR_INPUT: s[f"{second}_embedding"]}
+
+
+def build_deploy_model(fused: keras.Model, selection: FusionSelection) -> keras.Model:
+    """``deploy.keras``: ``fused``'s inputs (video) to the chosen fusion of video + generated sensor.
+
+    Args:
+        fused: From :func:`build_fused_model` (outputs ``video_probs``, ``video_embedding``,
+            ``generated_embedding``, ``generated_probs``).
+        selection: The selection of the video + ``generated_sensor`` fusion.
+
+    Returns:
+        A model with one ``(B, K)`` output, the rule and weights (or MLP) inside the graph.
+
+    Example:
+        >>> deploy = build_deploy_model(bundle.fused, selections["generated"])  # doctest: +SKIP
+        >>> [t.name for t in deploy.inputs], deploy.output_shape  # doctest: +SKIP
+        (['video'], (None, 27))
+    """
+    return build_fused_predictor(
+        fused,
+        selection,
+        {"video": "video_probs", "generated_sensor": "generated_probs"},
+        {VIDEO_INPUT: "video_embedding", SENSOR_INPUT: "generated_embedding"},
+        name="deploy",
+    )
 
 
 def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
@@ -328,8 +378,9 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
     n_groups = len({g for p in parts for g in p["groups"]})
     tr = main.streams(train_rows, manifest, cfg, False) if n_groups < 2 else None
     selections: dict[str, FusionSelection] = {}
+    control = main.control
     for second in ("generated", "control", "sensor"):
-        pool = _pool(parts, second)
+        pool = _pool(parts, second, _row(second, control))
         if pool is None or f"{second}_probs" not in te:
             continue
         train_kw = {}
@@ -347,6 +398,8 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
         )
     gen_sel = selections["generated"]
     save_model(gen_sel.mlp, run.path, "fusion_mlp")
+    deploy = build_deploy_model(main.fused, gen_sel)
+    save_model(deploy, run.path, "deploy")
 
     # --- test evaluation (reporting only) ---
     y = te["labels"]
@@ -355,21 +408,20 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
         "generated_sensor": te["generated_probs"],
     }
     fused = apply_fusion(
-        gen_sel, te["video_probs"], te["generated_probs"], _features(te, "generated")
+        gen_sel, _stream_probs(te, "generated", "generated_sensor"), _features(te, "generated")
     )
     for rule in RULE_ORDER:
         probs[f"fusion_{rule}"] = fused[rule]
     probs["fusion_best"] = fused["best"]
-    control = main.control
     if control and "control" in selections:
         probs[control] = te["control_probs"]
         probs[f"{control}_fusion"] = apply_fusion(
-            selections["control"], te["video_probs"], te["control_probs"], _features(te, "control")
+            selections["control"], _stream_probs(te, "control", control), _features(te, "control")
         )["best"]
     if "sensor" in selections:
         probs["sensor"] = te["sensor_probs"]
         probs["oracle_fusion"] = apply_fusion(
-            selections["sensor"], te["video_probs"], te["sensor_probs"], _features(te, "sensor")
+            selections["sensor"], _stream_probs(te, "sensor", "sensor"), _features(te, "sensor")
         )["best"]
     classes = manifest.classes
     summaries = {k: classification_summary(y, p, classes) for k, p in probs.items()}
@@ -449,6 +501,14 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
                 **{name: sel.summary() for name, sel in selections.items()},
             },
             "figures": figures,
+            "deploy": {
+                "file": "deploy.keras",
+                "inputs": {t.name: list(t.shape[1:]) for t in deploy.inputs},
+                "clip": {k: main.info.get(k) for k in ("num_frames", "crop_size", "frame_size")},
+                "output": "fused class probabilities (fusion_best)",
+                "rule": gen_sel.describe(),
+                "streams": list(gen_sel.streams),
+            },
         },
     )
     write_results(run.path, results)
