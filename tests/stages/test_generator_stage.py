@@ -161,15 +161,22 @@ def test_runs_of_another_class_list_are_one_error_naming_both(
     assert not run.exists()
 
 
-def test_from_to_generates_any_stream_from_any_others(classifiers, tiny_dataset):
-    """--from sensor --to video: the sensor trunk's embeddings learn the video classifier's."""
+@pytest.fixture(scope="module")
+def cross(classifiers, tiny_dataset):
+    """A --from sensor --to video generator run."""
     code, run = _generator(classifiers, tiny_dataset, "g_sv", "--from", "inertial", "--to", "video")
     assert code == 0
+    return run
+
+
+def test_from_to_generates_any_stream_from_any_others(cross):
+    """--from sensor --to video: the sensor trunk's embeddings learn the video classifier's."""
+    run = cross
     info = json.loads((run / "metrics.json").read_text())
     assert info["sources"] == ["sensor"] and info["target"] == "video"
     assert set(info["stream_runs"]) == {"sensor", "video"}
     assert info["stream_options"]["video"]["crop_size"] == 32
-    assert info["control"]["kind"] == "video_head_control"
+    assert info["control"]["kind"] == "head_control"
     model = load_model(run / "best.keras")
     assert [t.name for t in model.inputs] == ["sensor"]
     x = {"sensor": np.zeros((2, 40, 6), "float32")}
@@ -195,3 +202,37 @@ def test_from_to_bad_names_are_one_line_listing_the_streams(classifiers, tiny_da
         assert code == 2 and err.count("\n") == 0 and says in err, err
         assert not run.exists()
     assert not list((classifiers / "VSL" / "generator").glob(".*incomplete"))
+
+
+def test_from_to_fusion_rows_controls_and_deploy(cross, classifiers, tiny_dataset, tmp_path):
+    import keras
+
+    import vsfusion.models  # noqa: F401  (registers the fusion layer for loading deploy.keras)
+    from vsfusion.data import ClipLoader, load_dataset
+    from vsfusion.stages.fusion import load_predictions
+
+    args = [*common(tiny_dataset, classifiers), "--mlp_epochs", "2", "--model_path", str(cross)]
+    assert valid_generator.main([*args, "--run_name", "f_sv", "--out", str(tmp_path)]) == 0
+    run = classifiers / "VSL" / "fusion" / "f_sv"
+    results = json.loads((run / "results.json").read_text())
+    acc, extra = results["accuracy"], results["extra"]
+    rows = ("sensor", "generated_video", "fusion_sources", "fusion_best", "head_control")
+    for row in (*rows, "head_control_fusion", "video", "oracle_fusion"):
+        assert 0.0 <= acc[row] <= 1.0, row
+    assert extra["sources"] == {"sensor": "inertial"} and extra["target"] == {"video": "rgb"}
+    assert [t["pair"] for t in extra["mcnemar_tests"]] == [
+        ["fusion_best", "fusion_sources"],
+        ["fusion_best", "head_control_fusion"],
+    ]
+    assert extra["selection"]["pool"] == "validation"
+    assert set(extra["selection"]["generated"]["weights"]) == {"sensor", "generated_video"}
+    assert extra["deploy"]["inputs"] == {"sensor": [40, 6]}
+    assert (tmp_path / "results.md").is_file()
+    # deploy.keras: the sources in, fusion_best out, exactly the saved test predictions
+    labels, probs = load_predictions(run)
+    deploy = keras.saving.load_model(run / "deploy.keras")
+    m = load_dataset("VSL", tiny_dataset)
+    test = ClipLoader(m.split("test"), m.classes, modalities=("sensor",), batch_size=4)
+    np.testing.assert_array_equal(test.labels, labels)
+    got = np.concatenate([deploy.predict(test[i][0], verbose=0) for i in range(len(test))])
+    np.testing.assert_allclose(got, probs["fusion_best"], atol=1e-6)

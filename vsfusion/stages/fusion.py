@@ -350,7 +350,12 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
     """Evaluate every fusion rule on the test split; everything is chosen without the test split."""
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
-    main = GeneratorBundle.load(resolve_run(cfg.model_path, cfg, "generator"))
+    generator_run = resolve_run(cfg.model_path, cfg, "generator")
+    if "sources" in json.loads((generator_run / "metrics.json").read_text()):
+        from vsfusion.stages.stream_fusion import run_stream_fusion
+
+        return run_stream_fusion(cfg, generator_run, manifest)
+    main = GeneratorBundle.load(generator_run)
     if main.classes and main.classes != list(manifest.classes):
         raise StageError(
             f"generator run {main.run} was trained on other classes than {manifest.name} has "

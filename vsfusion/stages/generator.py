@@ -836,7 +836,7 @@ def _run_cross_stream(
             embeddings, labels, embed_dim, len(manifest.classes), cfg, run
         )
         save_model(c_head, run.path, "control_head")
-        control = _control_info("video_head_control", cfg, c_sel, CONTROL_MONITOR)
+        control = _control_info("head_control", cfg, c_sel, CONTROL_MONITOR)
     inference = build_generated_sensor_model(source_trunk, head, target_head)
     save_model(head, run.path, "generator_head")
     save_model(inference, run.path)
