@@ -329,6 +329,12 @@ class GeneratorConfig(StageConfig):
         "the stream it synthesises (column or kind, e.g. inertial); default: sensor",
         aliases=("--to",),
     )
+    stream_runs: str | None = _f(
+        None,
+        "with --from/--to: classifier run of each stream, e.g. skeleton=RUN,video=RUN (default: "
+        "--model_path for the target, --video_model_path for video, else the stream's latest run)",
+        aliases=("--runs",),
+    )
     method: str = _f(
         "regress",
         "regress (a head regresses the sensor embedding from the --trunk's video embedding), "

@@ -164,7 +164,10 @@ def test_runs_of_another_class_list_are_one_error_naming_both(
 @pytest.fixture(scope="module")
 def cross(classifiers, tiny_dataset):
     """A --from sensor --to video generator run."""
-    code, run = _generator(classifiers, tiny_dataset, "g_sv", "--from", "inertial", "--to", "video")
+    runs = f"video={classifiers / 'VSL' / 'video' / 'v'},inertial={classifiers / 'VSL' / 'sensor' / 's'}"
+    code, run = _generator(
+        classifiers, tiny_dataset, "g_sv", "--from", "inertial", "--to", "video", "--runs", runs
+    )
     assert code == 0
     return run
 
@@ -191,6 +194,8 @@ def test_from_to_bad_names_are_one_line_listing_the_streams(classifiers, tiny_da
         (("--from", "depth,skeleton", "--to", "inertial"), "--from depth: VSL has no stream"),
         (("--from", "depth,skeleton", "--to", "inertial"), streams),
         (("--to", "thermal"), "--to thermal: VSL has no stream or kind 'thermal'"),
+        (("--to", "video", "--from", "sensor", "--runs", "pose=x"), "--runs pose: VSL has no"),
+        (("--to", "video", "--from", "sensor", "--runs", "video"), "give stream=RUN pairs"),
         (("--from", "video", "--to", "video"), "the target is not a source"),
         (
             ("--from", "sensor", "--to", "video", "--method", "privileged", "--trunk", "scratch"),

@@ -746,12 +746,28 @@ def _paired(manifest: Manifest, split: str, columns: list[str]) -> Any:
 def _stream_runs(
     cfg: GeneratorConfig, manifest: Manifest, columns: list[str], target: str
 ) -> dict[str, Path]:
-    """The newest finished classifier run of each stream (``--model_path`` for the target,
-    ``--video_model_path`` for ``video``), checked to be of this dataset's classes."""
+    """The classifier run of each stream (``--runs stream=RUN``, else ``--model_path`` for the
+    target and ``--video_model_path`` for ``video``, else the stream's newest run), checked to be
+    of this dataset's classes."""
+    given: dict[str, str] = {}
+    for item in (cfg.stream_runs or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not path.strip():
+            raise StageError(f"--runs {cfg.stream_runs!r}: give stream=RUN pairs, comma-separated")
+        try:
+            column = manifest.resolve_stream(name.strip())
+        except DataError as exc:
+            raise StageError(f"--runs {name.strip()}: {exc}") from None
+        given[column] = path.strip()
+    unused = sorted(set(given) - set(columns))
+    if unused:
+        raise StageError(f"--runs names {unused}, which are not among {columns}; drop them")
     runs = {}
     for c in columns:
         path = cfg.model_path if c == target else cfg.video_model_path if c == "video" else None
-        runs[c] = resolve_run(path, cfg, c)
+        runs[c] = resolve_run(given.get(c, path), cfg, c)
         classes = json.loads((runs[c] / "metrics.json").read_text()).get("classes")
         dataset = read_run_config(runs[c]).get("dataset")
         if (classes and list(classes) != list(manifest.classes)) or dataset != cfg.dataset:
