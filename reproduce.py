@@ -4,6 +4,7 @@
 Usage: python reproduce.py --dataset demo --out runs/demo
        [--stages baselines,sensor,video,generator,fusion]
        [--preset fast|paper] [--seed N | --seeds 0,1,2]
+       python reproduce.py --aggregate FUSION_RUN,FUSION_RUN,... --out DIR   (mean ± sd, pooled McNemar)
 """
 
 import sys
@@ -17,7 +18,8 @@ def _run_and_print(cfg: ReproduceConfig) -> None:
     from vsfusion.stages.reproduce import run_reproduce
 
     run_reproduce(cfg)
-    print((Path(cfg.out) / ("results_seeds.md" if cfg.seeds else "results.md")).read_text())
+    seeds = cfg.seeds or cfg.aggregate
+    print((Path(cfg.out) / ("results_seeds.md" if seeds else "results.md")).read_text())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -428,6 +428,11 @@ class ReproduceConfig(StageConfig):
         "their predictions on the held-out subjects with validation; 0: validation only; default "
         "the preset's (2)",
     )
+    aggregate: str | None = _f(
+        None,
+        "train nothing: aggregate these finished fusion runs (comma-separated, one per seed) into "
+        "<out>/results_seeds.md with the exact McNemar tests pooled over them",
+    )
 
     stage: typing.ClassVar[str] = "reproduce"
 

@@ -241,3 +241,21 @@ def test_from_to_fusion_rows_controls_and_deploy(cross, classifiers, tiny_datase
     np.testing.assert_array_equal(test.labels, labels)
     got = np.concatenate([deploy.predict(test[i][0], verbose=0) for i in range(len(test))])
     np.testing.assert_allclose(got, probs["fusion_best"], atol=1e-6)
+
+
+def test_aggregate_pools_fusion_runs_over_seeds(cross, classifiers, tiny_dataset, tmp_path):
+    import reproduce
+
+    args = [*common(tiny_dataset, classifiers), "--mlp_epochs", "2", "--model_path", str(cross)]
+    for name in ("a1", "a2"):
+        assert valid_generator.main([*args, "--run_name", name, "--seed", "1"]) == 0
+    runs = ",".join(str(classifiers / "VSL" / "fusion" / n) for n in ("a1", "a2"))
+    assert reproduce.main(["--aggregate", runs, "--out", str(tmp_path)]) == 0
+    agg = json.loads((tmp_path / "results_seeds.json").read_text())
+    assert set(agg["per_seed"]) == {"a1", "a2"}
+    pairs = [t["pair"] for t in agg["paired_tests"]]
+    assert ["fusion_best", "fusion_sources"] in pairs and [
+        "fusion_best",
+        "head_control_fusion",
+    ] in pairs
+    assert "results_seeds.md" in {p.name for p in tmp_path.iterdir()}

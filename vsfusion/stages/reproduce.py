@@ -264,6 +264,9 @@ def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
     :func:`~vsfusion.evaluation.report.aggregate_seeds` summary written to
     ``<out>/results_seeds.json`` and ``<out>/results_seeds.md``.
     """
+    if cfg.aggregate:
+        runs = [Path(p.strip()) for p in cfg.aggregate.split(",") if p.strip()]
+        return aggregate_fusion_runs(runs, Path(cfg.out))
     if cfg.seeds:
         return _run_seeds(cfg)
     stages = parse_stages(cfg.stages)
@@ -367,8 +370,8 @@ def _paired_tests(fusion_runs: list[Path]) -> list[dict[str, Any]]:
     from vsfusion.stages.fusion import load_predictions
 
     loaded = [load_predictions(run) for run in fusion_runs]
-    pairs = [("fusion_best", "video")]
-    for control in ("video_head_control_fusion", "video_ensemble_fusion"):
+    pairs = [("fusion_best", "video"), ("fusion_best", "fusion_sources")]
+    for control in ("video_head_control_fusion", "video_ensemble_fusion", "head_control_fusion"):
         if all(control in probs for _, probs in loaded):
             pairs.append(("fusion_best", control))
     tests = []
@@ -395,14 +398,36 @@ def _run_seeds(cfg: ReproduceConfig) -> dict[str, Any]:
         if "fusion" in r.get("extra", {}).get("runs", {})
     ]
     paired = _paired_tests(fusion_runs) if len(fusion_runs) == len(per_seed) else None
+    return _write_aggregate(per_seed, [str(s) for s in seeds], paired, out)
+
+
+def _write_aggregate(
+    per_seed: list[dict[str, Any]], names: list[str], paired: Any, out: Path
+) -> dict[str, Any]:
     aggregate = aggregate_seeds(per_seed, paired_tests=paired)
-    aggregate["per_seed"] = {str(s): r["accuracy"] for s, r in zip(seeds, per_seed, strict=True)}
+    aggregate["per_seed"] = {n: r["accuracy"] for n, r in zip(names, per_seed, strict=True)}
     atomic_write_text(
         out / "results_seeds.json", json.dumps(aggregate, indent=2, default=float) + "\n"
     )
     atomic_write_text(out / "results_seeds.md", aggregate_markdown(aggregate))
-    logger.info("mean and sd over seeds %s written to %s", seeds, out / "results_seeds.md")
+    logger.info("mean and sd over %s written to %s", names, out / "results_seeds.md")
     return aggregate
+
+
+def aggregate_fusion_runs(runs: list[Path], out: Path) -> dict[str, Any]:
+    """``--aggregate``: mean ± sd over finished fusion runs (one per seed) and the exact McNemar
+    tests pooled over them, written to ``<out>/results_seeds.{json,md}``; nothing is trained."""
+    results = []
+    for run in runs:
+        path = run / "results.json"
+        if not path.is_file():
+            raise StageError(f"--aggregate: {run} is not a finished fusion run (no results.json)")
+        results.append(json.loads(path.read_text()))
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise StageError(f"--aggregate: runs {names} share a folder name; name each run once")
+    out.mkdir(parents=True, exist_ok=True)
+    return _write_aggregate(results, names, _paired_tests(runs), out)
 
 
 def _collect(
