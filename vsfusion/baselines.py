@@ -264,14 +264,14 @@ def candidate_models(
 ) -> dict[str, tuple[Any, dict[str, list[Any]]]]:
     """The model families and hyper-parameter grids tried for a stream.
 
-    * ``"sensor"``: ``rbf_svm`` (StandardScaler -> SVC, C in 0.1, 1, 10, 100, 1000; gamma in
+    * ``"sensor"`` and ``"skeleton"``: ``rbf_svm`` (StandardScaler -> SVC, C in 0.1, 1, 10, 100, 1000; gamma in
       1/16, 1/4, 1, 4 over the number of features) and ``random_forest`` (``n_trees`` trees;
       max_features log2 or sqrt of the number of features);
     * ``"video"``: ``linear_svm`` (L2 normalisation -> LinearSVC, C in 0.1, 1, 10) and the
       same ``random_forest``.
 
     Args:
-        stream: ``"sensor"`` or ``"video"``.
+        stream: ``"sensor"``, ``"skeleton"`` or ``"video"``.
         n_features: Feature dimension (scales the RBF gamma grid).
         n_trees: Trees of the random forest.
         seed: Random state of the forest and the linear SVM.
@@ -292,7 +292,7 @@ def candidate_models(
         RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1),
         {"max_features": ["log2", "sqrt"]},
     )
-    if stream == "sensor":
+    if stream in ("sensor", "skeleton"):  # summary statistics of sequences either way
         svm = make_pipeline(StandardScaler(), SVC(kernel="rbf"))
         grid = {
             "svc__C": [0.1, 1.0, 10.0, 100.0, 1000.0],
@@ -307,7 +307,7 @@ def candidate_models(
             "linear_svm": (svm, {"linearsvc__C": [0.1, 1.0, 10.0]}),
             "random_forest": forest,
         }
-    raise ValueError(f"unknown baseline stream {stream!r}; use sensor or video")
+    raise ValueError(f"unknown baseline stream {stream!r}; use sensor, skeleton or video")
 
 
 @dataclass

@@ -121,9 +121,10 @@ class BaselinesConfig(StageConfig):
     """Stage 0: classical scikit-learn reference models chosen by leave-one-subject-out (train_baselines.py)."""
 
     streams: str = _f(
-        "sensor,video",
+        "sensor,video,skeleton",
         "comma-separated baseline rows: sensor (summary statistics), video (depth motion maps "
-        "or RGB motion images); a modality the dataset lacks is skipped",
+        "or RGB motion images), skeleton (summary statistics of the normalised joint "
+        "trajectories); a modality the dataset lacks is skipped",
     )
     n_trees: int = _f(
         300, "trees of the random forest candidates (300 keeps UTD-MHAD within 2 min on 2 cores)"

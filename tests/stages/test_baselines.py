@@ -167,3 +167,24 @@ def test_baselines_merge_into_a_fusion_results_dict():
     assert merged["accuracy"]["video"] == 0.5 and merged["accuracy"]["baseline_sensor"] == 0.7
     assert merged["macro_f1"]["baseline_sensor"] == 0.65 and merged["mcnemar_p"] == 0.3
     assert merged["extra"]["baselines"]["baseline_sensor"]["model"] == "rbf_svm"
+
+
+def test_skeleton_features_are_normalised_joint_statistics(tmp_path):
+    """baseline_skeleton: the sensor's statistics over joints x coordinates, after the layout's
+    normalisation (so a shifted, scaled copy of a skeleton gets the same features)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 20, 3)).astype(np.float32)
+    paths = []
+    for k, arr in enumerate((x, 3.0 * x + 5.0)):
+        paths.append(str(tmp_path / f"s{k}.npy"))
+        np.save(paths[-1], arr)
+    rows = pd.DataFrame({"skeleton": paths})
+    feats, kind = stage.stream_features(rows, "skeleton", "kinect-v1")
+    assert kind == "joint_summary_statistics" and feats.shape[0] == 2
+    assert feats.shape[1] == stage.sensor_features(x.reshape(12, -1)).shape[0]
+    np.testing.assert_allclose(feats[0], feats[1], rtol=1e-4, atol=1e-4)
+    raw, _ = stage.stream_features(rows, "skeleton")  # no layout: no normalisation
+    assert not np.allclose(raw[0], raw[1])
+    np.save(paths[0], np.zeros((12, 19, 3), np.float32))
+    with pytest.raises(stage.DataError, match="s0.npy: skeleton has 19 joints"):
+        stage.stream_features(rows, "skeleton", "kinect-v1")

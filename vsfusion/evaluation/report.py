@@ -95,6 +95,8 @@ STREAMS: tuple[str, ...] = (
 
 _METRICS = ("accuracy", "macro_f1")
 _BASELINES = ("baseline_sensor", "baseline_video")
+# Baseline rows of further streams: listed (last) only when a run has them.
+_OTHER_BASELINES = ("baseline_skeleton",)
 _BASELINE_NOTE = (
     "baseline_* rows: scikit-learn models on hand-made features (sensor summary statistics; "
     "depth motion maps or RGB motion images), the floor a deep stream must clear."
@@ -192,9 +194,10 @@ def stream_order(names: Sequence[str] | Mapping[str, Any]) -> list[str]:
         >>> order[-3:]
         ['fusion_depth', 'baseline_sensor', 'baseline_video']
     """
-    others = [n for n in dict.fromkeys(names) if n not in STREAMS]
+    others = [n for n in dict.fromkeys(names) if n not in STREAMS and n not in _OTHER_BASELINES]
     deep = [s for s in STREAMS if s not in _BASELINES]
-    return [*deep, *others, *_BASELINES]
+    extra = [b for b in _OTHER_BASELINES if b in names]
+    return [*deep, *others, *_BASELINES, *extra]
 
 
 def _stream_scores(
@@ -469,7 +472,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             f"| {stream} | {_percent(accuracy.get(stream))} | {_percent(f1.get(stream))} |"
         )
     extra = results.get("extra") or {}
-    if any(accuracy.get(s) is not None for s in _BASELINES):
+    if any(accuracy.get(s) is not None for s in (*_BASELINES, *_OTHER_BASELINES)):
         lines += ["", _BASELINE_NOTE]
     if any(accuracy.get(s) is not None or f1.get(s) is not None for s in _CONTROLS):
         lines += ["", _CONTROL_NOTE]
@@ -1042,7 +1045,7 @@ def aggregate_markdown(aggregate: Mapping[str, Any]) -> str:
     def evaluated(streams: Sequence[str]) -> bool:
         return any((aggregate["accuracy"].get(s) or {}).get("mean") is not None for s in streams)
 
-    if evaluated(_BASELINES):
+    if evaluated((*_BASELINES, *_OTHER_BASELINES)):
         lines += ["", _BASELINE_NOTE]
     if evaluated(_CONTROLS):
         lines += ["", _CONTROL_NOTE]

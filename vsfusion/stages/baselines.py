@@ -29,6 +29,7 @@ from vsfusion.config import BaselinesConfig
 from vsfusion.data import DataError, Manifest
 from vsfusion.data.io import load_npy
 from vsfusion.data.sensor import validate_sensor
+from vsfusion.data.skeleton import normalize_skeleton, validate_skeleton
 from vsfusion.evaluation.metrics import classification_summary
 from vsfusion.stages.common import (
     RunDir,
@@ -43,7 +44,11 @@ __all__ = ["BASELINE_STREAMS", "run_baselines", "parse_streams", "stream_feature
 logger = logging.getLogger(__name__)
 
 #: Baseline stream (manifest column) -> row name in the results tables.
-BASELINE_STREAMS: dict[str, str] = {"sensor": "baseline_sensor", "video": "baseline_video"}
+BASELINE_STREAMS: dict[str, str] = {
+    "sensor": "baseline_sensor",
+    "video": "baseline_video",
+    "skeleton": "baseline_skeleton",
+}
 
 
 def parse_streams(text: str) -> list[str]:
@@ -63,12 +68,17 @@ def parse_streams(text: str) -> list[str]:
     return [s for s in BASELINE_STREAMS if s in wanted]
 
 
-def stream_features(rows: pd.DataFrame, stream: str) -> tuple[np.ndarray, str]:
+def stream_features(
+    rows: pd.DataFrame, stream: str, layout: str | None = None
+) -> tuple[np.ndarray, str]:
     """The feature matrix of ``rows`` for one stream, read from the cached ``.npy`` files.
 
     Args:
         rows: Manifest rows, every one with a path in column ``stream``.
-        stream: ``"sensor"`` or ``"video"``.
+        stream: ``"sensor"``, ``"video"`` or ``"skeleton"`` (joint trajectories normalised by
+            their ``layout`` when it is given, then the sensor's summary statistics over the
+            ``joints x coordinates`` channels).
+        layout: The skeleton's joint layout name.
 
     Returns:
         ``((len(rows), d) float32 features, kind)``; kind names the feature family.
@@ -81,10 +91,16 @@ def stream_features(rows: pd.DataFrame, stream: str) -> tuple[np.ndarray, str]:
     kind = "summary_statistics"
     for path in rows[stream].astype(str):
         arr = load_npy(path, stream)
-        if stream == "sensor":
+        if stream in ("sensor", "skeleton"):
+            if stream == "skeleton":
+                sk = validate_skeleton(arr, path, joints=layout)
+                if layout:
+                    sk = normalize_skeleton(sk, layout)
+                arr = sk.reshape(sk.shape[0], -1)
+                kind = "joint_summary_statistics"
             x = validate_sensor(arr, path)
             if x.shape[0] < 3:
-                raise DataError(f"{path}: sensor has {x.shape[0]} steps; need at least 3")
+                raise DataError(f"{path}: {stream} has {x.shape[0]} steps; need at least 3")
             f = sensor_features(x)
         else:
             if arr.ndim != 4 or arr.dtype != np.uint8 or arr.shape[-1] not in (1, 3):
@@ -106,8 +122,9 @@ def _run_stream(
     stream: str, fit_rows: pd.DataFrame, test_rows: pd.DataFrame, manifest: Manifest, cfg: Any
 ) -> dict[str, Any]:
     start = time.time()
-    x_fit, kind = stream_features(fit_rows, stream)
-    x_test = stream_features(test_rows, stream)[0] if len(test_rows) else None
+    layout = manifest.streams[stream].attrs.get("layout") if stream == "skeleton" else None
+    x_fit, kind = stream_features(fit_rows, stream, layout)
+    x_test = stream_features(test_rows, stream, layout)[0] if len(test_rows) else None
     feature_seconds = round(time.time() - start, 1)
     y_fit = manifest.labels(fit_rows)
     groups = fit_rows["subject"].astype(str).to_numpy()
