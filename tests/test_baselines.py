@@ -139,8 +139,9 @@ def test_loso_selection_needs_two_subjects():
 
 
 def test_unknown_stream_has_no_candidates():
-    with pytest.raises(ValueError, match="use sensor or video"):
-        candidate_models("skeleton", 10)
+    with pytest.raises(ValueError, match="use sensor, skeleton or video"):
+        candidate_models("depth", 10)
+    assert set(candidate_models("skeleton", 10)) == set(candidate_models("sensor", 10))
 
 
 # ---------------------------------------------------------------------------------------------

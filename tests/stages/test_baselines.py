@@ -123,9 +123,13 @@ def test_unreadable_video_is_one_line_error(tiny_dataset, tmp_path, capsys):
 
 
 def test_bad_streams_option_is_one_line_error(tiny_dataset, tmp_path, capsys):
+    code = train_baselines.main([*common(tiny_dataset, tmp_path), "--streams", "depth"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "choose from sensor,video,skeleton" in err[0]
     code = train_baselines.main([*common(tiny_dataset, tmp_path), "--streams", "skeleton"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "choose from sensor,video" in err[0]
+    assert code == 2 and len(err) == 1 and "none of the modalities ['skeleton']" in err[0]
+    assert not list(tmp_path.rglob("*.incomplete"))
 
 
 def test_reproduce_tables_show_the_baseline_rows(tiny_dataset, tmp_path):
