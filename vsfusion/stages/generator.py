@@ -85,6 +85,7 @@ __all__ = [
     "check_runs",
     "stream_pair",
     "stream_options",
+    "merge_options",
     "TargetLoader",
 ]
 
@@ -582,12 +583,7 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         **selection,
         **extra,
         "control": control,
-        "val_generated_sensor_accuracy": float(
-            np.mean(np.argmax(val_out["probs"], axis=1) == labels["val"])
-        ),
-        "val_embedding_cosine": float(
-            _mean_cosine(val_out["embedding"], targets["val"]["embedding"])
-        ),
+        **_validation_quality(val_out, targets["val"]),
     }
     run.finish(metrics)
     logger.info(
@@ -673,6 +669,16 @@ def _fit_cmc(
     return selection, {"alignment": selection}
 
 
+def _validation_quality(out: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> dict[str, float]:
+    """Validation accuracy of the generated stream and mean cosine of its embedding to the real one."""
+    return {
+        "val_generated_sensor_accuracy": float(
+            np.mean(np.argmax(out["probs"], axis=1) == val["probs"])
+        ),
+        "val_embedding_cosine": float(_mean_cosine(out["embedding"], val["embedding"])),
+    }
+
+
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     num = np.sum(a * b, axis=1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12
@@ -720,13 +726,15 @@ def stream_options(column: str, kind: str, run_cfg: dict[str, Any]) -> dict[str,
     return {"lengths": {column: length}} if length else {}
 
 
-def _merge_options(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_options(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Loader options of several streams as one (their ``lengths`` merged; ``None`` values left
+    out)."""
     out: dict[str, Any] = {}
     for part in parts:
         for k, v in part.items():
             if k == "lengths":
                 out.setdefault("lengths", {}).update(v)
-            else:
+            elif v is not None:
                 out[k] = v
     return out
 
@@ -820,7 +828,7 @@ def _run_cross_stream(
         for s, r in rows.items()
     }
     labels = {s: t["probs"] for s, t in targets.items()}
-    source_kw = {**_merge_options([options[c] for c in sources]), "flip": False}
+    source_kw = {**merge_options([options[c] for c in sources]), "flip": False}
 
     def loader(split: str, train: bool) -> ClipLoader:
         return ClipLoader(
@@ -871,12 +879,7 @@ def _run_cross_stream(
         "n_val": len(rows["val"]),
         **selection,
         "control": control,
-        "val_generated_sensor_accuracy": float(
-            np.mean(np.argmax(val_out["probs"], axis=1) == labels["val"])
-        ),
-        "val_embedding_cosine": float(
-            _mean_cosine(val_out["embedding"], targets["val"]["embedding"])
-        ),
+        **_validation_quality(val_out, targets["val"]),
     }
     run.finish(metrics)
     logger.info(

@@ -49,23 +49,13 @@ from vsfusion.stages.common import (
     rows_with,
     save_model,
 )
+from vsfusion.stages.generator import merge_options
 
 __all__ = ["CrossStreamBundle", "run_stream_fusion"]
 
 logger = logging.getLogger(__name__)
 
 CONTROL = "head_control"
-
-
-def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for part in parts:
-        for k, v in part.items():
-            if k == "lengths":
-                out.setdefault("lengths", {}).update(v)
-            elif v is not None:
-                out[k] = v
-    return out
 
 
 class CrossStreamBundle:
@@ -132,7 +122,7 @@ class CrossStreamBundle:
         self, rows: Any, manifest: Manifest, cfg: FusionConfig, with_target: bool
     ) -> dict[str, np.ndarray]:
         """Every stream's probabilities and embeddings on ``rows``, plus labels and subjects."""
-        kw = _merge([self.options.get(c, {}) for c in self.sources])
+        kw = merge_options([self.options.get(c, {}) for c in self.sources])
         loader = ClipLoader(
             rows,
             manifest.classes,
