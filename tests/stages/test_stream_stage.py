@@ -37,3 +37,35 @@ def test_unknown_stream_or_clip_stream_is_one_clear_error(tiny_dataset, tmp_path
     assert train_stream.main([*common(tiny_dataset, tmp_path), *bad_trunk]) == 2
     assert "known trunks: inception_time, stgcn" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.incomplete"))
+
+
+def test_a_registered_toy_modality_trains_end_to_end(tmp_path):
+    """A kind registered in this test, a folder of its arrays beside a processed dataset and a line
+    in modalities.json: train_stream.py trains it with the kind's trunk, nothing else added."""
+    import numpy as np
+
+    from tests.data.test_modality import _Spectrogram
+    from tests.stages.conftest import CLASSES, write_tiny_dataset
+    from vsfusion.data.modality import MODALITIES, StreamInfo, register_modality, write_streams
+
+    root = write_tiny_dataset(tmp_path / "vsl", reps=2)
+    rng = np.random.default_rng(0)
+    for clip in sorted((root / "video").rglob("*.npy")):
+        label = CLASSES.index(clip.stem.rsplit("_", 1)[0])
+        spec = rng.normal(0, 1, (16, 10)).astype(np.float32)
+        spec[:, label] += 3.0  # one frequency band per class
+        out = root / "spec" / clip.relative_to(root / "video")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, spec)
+    write_streams(root / "modalities.json", {"spec": StreamInfo(_Spectrogram.name)})
+    register_modality(_Spectrogram())
+    try:
+        ck = tmp_path / "ck"
+        argv = [*common(root, ck), "--stream", "spec", "--epoch", "8", "--length", "none"]
+        assert train_stream.main(argv) == 0
+    finally:
+        MODALITIES.pop(_Spectrogram.name)
+    metrics = json.loads(next((ck / "VSL" / "spec").glob("*_seed0/metrics.json")).read_text())
+    assert metrics["kind"] == _Spectrogram.name and metrics["trunk"] == "inception_time"
+    assert metrics["input_shape"] == [16, 10]
+    assert metrics["test"]["top1"] > 0.6  # chance is 1/3

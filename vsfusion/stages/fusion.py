@@ -160,8 +160,7 @@ class GeneratorBundle:
                 f"video run {video_run} and sensor run {sensor_run} of generator run {run} "
                 "have different class lists; retrain them on the same dataset"
             )
-        _, sensor_head = split_classifier(load_model(sensor_run / "best.keras"))
-        sensor_trunk, _ = split_classifier(load_model(sensor_run / "best.keras"))
+        sensor_trunk, sensor_head = split_classifier(load_model(sensor_run / "best.keras"))
         own_trunk = (run / "generator_trunk.keras").is_file()
         fused = build_fused_model(
             load_model(video_run / "best.keras"),
