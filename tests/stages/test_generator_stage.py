@@ -247,9 +247,10 @@ def test_aggregate_pools_fusion_runs_over_seeds(cross, classifiers, tiny_dataset
     import reproduce
 
     args = [*common(tiny_dataset, classifiers), "--mlp_epochs", "2", "--model_path", str(cross)]
-    for name in ("a1", "a2"):
-        assert valid_generator.main([*args, "--run_name", name, "--seed", "1"]) == 0
-    runs = ",".join(str(classifiers / "VSL" / "fusion" / n) for n in ("a1", "a2"))
+    assert valid_generator.main([*args, "--run_name", "a1", "--seed", "1"]) == 0
+    fusion = classifiers / "VSL" / "fusion"
+    shutil.copytree(fusion / "a1", fusion / "a2")  # a second "seed" (the same predictions)
+    runs = ",".join(str(fusion / n) for n in ("a1", "a2"))
     assert reproduce.main(["--aggregate", runs, "--out", str(tmp_path)]) == 0
     agg = json.loads((tmp_path / "results_seeds.json").read_text())
     assert set(agg["per_seed"]) == {"a1", "a2"}
