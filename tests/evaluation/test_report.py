@@ -15,6 +15,7 @@ from vsfusion.evaluation.report import (
     plot_confusion,
     plot_embedding_tsne,
     plot_per_class_delta,
+    plot_training_curves,
     results_markdown,
     stream_order,
     write_per_class_report,
@@ -152,6 +153,59 @@ def test_plot_confusion_writes_valid_png(tmp_path):
     assert _no_tmp_files(tmp_path)
     with pytest.raises(ValueError, match="square"):
         plot_confusion(cm, ["walk", "run"], tmp_path / "bad.png")
+
+
+HISTORY = (
+    "epoch,accuracy,loss,val_accuracy,val_loss\n"
+    "1,0.40,1.10,0.30,1.20\n2,0.60,0.80,0.55,0.95\n3,0.75,0.60,0.50,1.00\n"
+)
+
+
+def test_plot_training_curves_plots_a_history_csv_and_marks_the_selected_epoch(tmp_path):
+    import matplotlib.image
+
+    history = tmp_path / "history.csv"
+    history.write_text(HISTORY)
+    path = plot_training_curves(history, tmp_path / "curves.png", selected=[2], title="sensor")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    marked = matplotlib.image.imread(path)
+    assert marked.ndim == 3 and marked.shape[1] > marked.shape[0]  # loss beside accuracy
+    plain = plot_training_curves([history], tmp_path / "plain.png", title="sensor")
+    plain = matplotlib.image.imread(plain)
+    assert plain.shape == marked.shape and not np.array_equal(plain, marked)
+    assert _no_tmp_files(tmp_path)
+
+
+def test_plot_training_curves_takes_several_histories_and_loss_only_ones(tmp_path):
+    import matplotlib.image
+
+    (tmp_path / "history.csv").write_text(HISTORY)
+    (tmp_path / "history_control.csv").write_text(
+        "epoch,probs_accuracy,loss,val_probs_accuracy,val_loss\n1,0.5,1.0,0.4,1.1\n"
+    )
+    (tmp_path / "pretrain.csv").write_text("epoch,loss,seconds\n1,2.5,3.0\n2,2.1,2.9\n")
+    paths = [tmp_path / "history.csv", tmp_path / "history_control.csv"]
+    two = matplotlib.image.imread(
+        plot_training_curves(paths, tmp_path / "two.png", selected=[3, 1])
+    )
+    one = matplotlib.image.imread(plot_training_curves(paths[:1], tmp_path / "one.png"))
+    assert two.shape[0] > one.shape[0] and two.shape[1] == one.shape[1]  # a row per file
+    loss_only = plot_training_curves(tmp_path / "pretrain.csv", tmp_path / "pretrain.png")
+    assert matplotlib.image.imread(loss_only).shape[1] < one.shape[1]  # no accuracy panel
+    with pytest.raises(ValueError, match="one per file"):
+        plot_training_curves(paths, tmp_path / "bad.png", selected=[1])
+
+
+@pytest.mark.parametrize("content", [None, "", "epoch,loss,accuracy\n", "epoch,seconds\n1,2\n"])
+def test_plot_training_curves_names_a_missing_or_empty_history(tmp_path, content):
+    history = tmp_path / "history_control.csv"
+    if content is not None:
+        history.write_text(content)
+    with pytest.raises((FileNotFoundError, ValueError)) as info:
+        plot_training_curves(history, tmp_path / "curves.png")
+    message = str(info.value)
+    assert str(history) in message and "\n" not in message
+    assert not (tmp_path / "curves.png").exists()
 
 
 def test_write_per_class_report_csv_and_md(tmp_path):

@@ -20,7 +20,8 @@ listed under "Details"): ``missing_modality`` (which row answers each test-time 
 ``mcnemar_tests`` (paired exact McNemar tests), ``selection`` (what the fusion rules were
 chosen on), ``deploy`` (the one-file fused predictor, its inputs and rule), ``figures`` (title ->
 image file, relative to ``results.md``) and ``baselines``.
-:func:`plot_embedding_tsne` and :func:`plot_per_class_delta` draw two of those figures.
+:func:`plot_embedding_tsne` and :func:`plot_per_class_delta` draw two of those figures;
+:func:`plot_training_curves` draws a training run's ``curves.png`` from its history CSVs.
 
 Example:
     >>> r = build_results("utd_mhad", 400, 80, 381, 0, {"video": 0.85}, {"video": 0.84}, None)
@@ -53,6 +54,8 @@ __all__ = [
     "plot_confusion",
     "plot_embedding_tsne",
     "plot_per_class_delta",
+    "plot_training_curves",
+    "read_history",
     "results_markdown",
     "write_per_class_report",
     "write_results",
@@ -1070,3 +1073,152 @@ def aggregate_markdown(aggregate: Mapping[str, Any]) -> str:
         ]
         lines += _mcnemar_table(tests)
     return "\n".join(lines) + "\n"
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    """A training history CSV (``history.csv``: one row per epoch, ``epoch`` first), with numbers.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (one line naming it).
+        ValueError: ``path`` is empty, has no epoch rows or cannot be parsed (one line naming it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"training history {path} does not exist; pass the history.csv a training run wrote"
+        )
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"training history {path} is empty; the fit wrote no epochs (re-run it)"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ValueError(f"training history {path} is not a CSV file ({first})") from None
+    if df.empty:
+        raise ValueError(
+            f"training history {path} has a header but no epoch rows; the fit wrote no epochs"
+        )
+    return df.apply(pd.to_numeric, errors="coerce")
+
+
+def _curve_columns(columns: Sequence[str], suffix: str) -> list[tuple[str, str | None]]:
+    """(training column, validation column or None) of every metric ending in ``suffix``; the
+    overall ``loss`` alone when there is one (per-output losses would crowd the panel)."""
+    if suffix == "loss" and ("loss" in columns or "val_loss" in columns):
+        names = ["loss"]
+    else:
+        names = sorted(
+            {c.removeprefix("val_") for c in columns if c.endswith(suffix) and c != "epoch"}
+        )
+    return [
+        (name if name in columns else "", f"val_{name}" if f"val_{name}" in columns else None)
+        for name in names
+    ]
+
+
+def plot_training_curves(
+    history_csv_paths: str | os.PathLike | Sequence[str | os.PathLike],
+    out_png: str | os.PathLike,
+    *,
+    selected: Sequence[int | None] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Saves loss and accuracy per epoch of one or more training histories as a PNG.
+
+    One row of panels per history file (``history.csv``, ``history_control.csv``, ...): the loss
+    (``loss``, ``val_loss``) on the left and every ``*accuracy`` column on the right, training
+    solid and validation dashed; the right panel is left out when no file logs an accuracy
+    (contrastive pretraining). A dotted line marks each file's selected epoch. Agg canvas, atomic
+    write.
+
+    Args:
+        history_csv_paths: A history CSV or a sequence of them (one row per epoch, ``epoch``
+            column counted from 1, as :func:`vsfusion.stages.common.fit_with_selection` writes).
+        out_png: Output ``.png`` path (folders are created).
+        selected: The selected epoch of each file, aligned with ``history_csv_paths``; None
+            (or a None entry) marks nothing, e.g. for a fit that keeps its last epoch.
+        title: Figure title.
+
+    Returns:
+        The written path.
+
+    Raises:
+        FileNotFoundError: A history file does not exist (one line naming it).
+        ValueError: A history file is empty, unparseable or logs neither loss nor accuracy, or
+            ``selected`` does not match the files.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> _ = open(os.path.join(d, "history.csv"), "w").write(
+        ...     "epoch,loss,accuracy,val_loss,val_accuracy\\n1,1.0,0.4,1.1,0.3\\n2,0.6,0.7,0.9,0.5\\n")
+        >>> plot_training_curves(os.path.join(d, "history.csv"), os.path.join(d, "curves.png"),
+        ...                      selected=[2]).name
+        'curves.png'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    if isinstance(history_csv_paths, (str, os.PathLike)):
+        history_csv_paths = [history_csv_paths]
+    paths = [Path(p) for p in history_csv_paths]
+    if not paths:
+        raise ValueError("plot_training_curves needs at least one history CSV")
+    marks = list(selected) if selected is not None else [None] * len(paths)
+    if len(marks) != len(paths):
+        raise ValueError(
+            f"selected has {len(marks)} epochs for {len(paths)} history files; give one per file"
+        )
+    frames = [read_history(p) for p in paths]
+    panels = []
+    for path, df in zip(paths, frames, strict=True):
+        columns = [str(c) for c in df.columns]
+        loss, accuracy = _curve_columns(columns, "loss"), _curve_columns(columns, "accuracy")
+        if not loss and not accuracy:
+            raise ValueError(
+                f"training history {path} logs neither loss nor accuracy (columns {columns})"
+            )
+        panels.append((loss, accuracy))
+    ncols = 2 if any(acc for _, acc in panels) else 1
+
+    fig = Figure(figsize=(5.0 * ncols, 3.2 * len(paths) + (0.4 if title else 0.0)), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(paths), ncols, squeeze=False)
+    for row, (path, df, (loss, accuracy), mark) in enumerate(
+        zip(paths, frames, panels, marks, strict=True)
+    ):
+        epochs = df["epoch"] if "epoch" in df else pd.Series(np.arange(1, len(df) + 1))
+        stem = path.stem.removeprefix("history").strip("_").replace("_", " ")
+        label = stem or "training"
+        for col, (what, pairs) in enumerate((("loss", loss), ("accuracy", accuracy))[:ncols]):
+            ax = axes[row, col]
+            for i, (train_col, val_col) in enumerate(pairs):
+                colour = f"C{i % 10}"
+                name = train_col or (val_col or "").removeprefix("val_")
+                if train_col:
+                    ax.plot(
+                        epochs, df[train_col], "-o", color=colour, ms=3, label=f"{name} (train)"
+                    )
+                if val_col:
+                    ax.plot(epochs, df[val_col], "--s", color=colour, ms=3, label=f"{name} (val)")
+            if mark is not None:
+                ax.axvline(mark, color="0.35", ls=":", lw=1.5, label=f"selected epoch {mark}")
+            if not pairs:
+                ax.text(
+                    0.5, 0.5, f"no {what} logged", ha="center", va="center", transform=ax.transAxes
+                )
+            ax.set_title(f"{label}: {what}", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = _atomic_write(out_png, lambda handle: fig.savefig(handle, format="png"))
+    logger.info("wrote training curves %s", out)
+    return out
