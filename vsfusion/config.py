@@ -25,6 +25,7 @@ import yaml
 
 __all__ = [
     "StageConfig",
+    "TrainingConfig",
     "ClassifierConfig",
     "BaselinesConfig",
     "VideoConfig",
@@ -92,7 +93,19 @@ class StageConfig:
 
 
 @dataclass
-class ScheduledConfig(StageConfig):
+class TrainingConfig(StageConfig):
+    """Stages that fit networks (classifiers, pretraining, generator): what they log while training."""
+
+    tensorboard: bool = _f(
+        True,
+        "write loss, metrics and learning rate per epoch as TensorBoard event files under "
+        "<run>/tensorboard/ (view with: tensorboard --logdir <checkpoints>; the tensorboard "
+        "package itself is not needed to write them); curves.png is written either way",
+    )
+
+
+@dataclass
+class ScheduledConfig(TrainingConfig):
     """Stages trained with a learning-rate schedule (see ``stages.common.learning_rate``)."""
 
     schedule: str = _f(
@@ -288,7 +301,7 @@ class StreamConfig(ClassifierConfig):
 
 
 @dataclass
-class GeneratorConfig(StageConfig):
+class GeneratorConfig(TrainingConfig):
     """Stage 2: the generator from video to the sensor embedding (training_generator.py)."""
 
     model_path: str | None = _f(

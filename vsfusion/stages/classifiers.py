@@ -4,7 +4,8 @@ Both are trained the same way: fit on the training split with the stage's augmen
 schedule and label smoothing, select the epoch on the validation split, then report validation
 and test metrics of the selected weights. With ``--final_fit`` the model is retrained on the
 training and validation subjects for the selected number of epochs and test metrics are those of
-the refit model (recorded under ``final_fit`` in ``metrics.json``).
+the refit model (recorded under ``final_fit`` in ``metrics.json``; its loss per epoch in
+``history_final_fit.csv``, ``curves.png`` and ``tensorboard/final_fit/``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from vsfusion.stages.common import (
     RunDir,
     StageError,
     check_video_trunk,
+    fit_logged,
     fit_with_selection,
     load_manifest,
     load_pretrained_trunk,
@@ -150,7 +152,7 @@ def _train_and_report(
         logger.info(
             "final fit: %d epochs on %d training + validation samples", epochs, len(both.labels)
         )
-        model.fit(both, epochs=epochs, verbose=cfg.verbose)
+        fit_logged(model, both, cfg, run, epochs=epochs, history_file="history_final_fit.csv")
         refit = {"epochs": epochs, "schedule_epochs": epochs, "n_samples": len(both.labels)}
     save_model(model, run.path)
     metrics = {

@@ -5,6 +5,10 @@ A run directory ``<checkpoints>/<dataset>/<stage>/<run_name>/`` holds ``config.y
 configuration), ``run.json`` (seed, git revision, versions, timings), ``history.csv``, ``best.keras``
 and ``best.weights.h5`` (the weights selected on the validation split, without optimizer state) and
 ``metrics.json``. ``<checkpoints>/<dataset>/<stage>/latest`` names the newest finished run.
+A run that trained also holds ``tensorboard/`` (event files of every fit, unless
+``--no-tensorboard``; a fit other than the main one in a subfolder named after its history, e.g.
+``tensorboard/control/``) and ``curves.png`` (loss and accuracy per epoch of every history file,
+the selected epoch marked), written by :meth:`RunDir.finish`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.splits import parse_subject_splits, subject_split
 from vsfusion.runtime import machine_info
+from vsfusion.stages.tracking import history_rows, tensorboard_callback
 
 __all__ = [
     "StageError",
@@ -40,6 +45,9 @@ __all__ = [
     "load_manifest",
     "rows_with",
     "fit_with_selection",
+    "fit_logged",
+    "tracking_callbacks",
+    "write_history",
     "learning_rate",
     "make_optimizer",
     "check_video_trunk",
@@ -109,6 +117,8 @@ class RunDir:
         self.final = final
         self.cfg = cfg
         self.started = time.time()
+        # history files of the fits of this run, in order, and each one's selected epoch
+        self.histories: dict[str, int | None] = {}
 
     @classmethod
     def create(cls, cfg: StageConfig, stage: str | None = None) -> RunDir:
@@ -151,12 +161,34 @@ class RunDir:
         """Write metrics.json and the final run.json, move the run to its final name and point
         ``latest`` at it."""
         seconds = round(time.time() - self.started, 1)
+        self._plot_curves()
         self.write_json("run.json", self._info(seconds=seconds, peak_rss_mb=peak_rss_mb()))
         self.write_json("metrics.json", {**metrics, "seconds": seconds})
         os.replace(self.path, self.final)
         self.path = self.final
         RunDir._open.remove(self)
         atomic_write_text(self.final.parent / "latest", self.final.name + "\n")
+
+    def record_history(self, history_file: str, selected_epoch: int | None = None) -> None:
+        """Note that this run wrote ``history_file`` (a fit's rows per epoch) and which of its
+        epochs was selected (None: the last one was kept); :meth:`finish` plots them."""
+        self.histories[history_file] = selected_epoch
+
+    def _plot_curves(self) -> None:
+        """``curves.png`` of the recorded histories; a failure is a warning, never a lost run."""
+        if not self.histories:
+            return
+        from vsfusion.evaluation.report import plot_training_curves
+
+        try:
+            plot_training_curves(
+                [self.path / name for name in self.histories],
+                self.path / "curves.png",
+                selected=list(self.histories.values()),
+                title=f"{self.cfg.stage} run {self.final.name}",
+            )
+        except Exception as exc:  # noqa: BLE001 - a plot must not lose a trained run
+            logger.warning("curves.png not written (%s: %s)", type(exc).__name__, exc)
 
     @classmethod
     def discard_incomplete(cls) -> None:
@@ -493,6 +525,64 @@ def _loader_error(data: Any) -> DataError | None:
     return None
 
 
+def _fit_label(history_file: str) -> str:
+    """The TensorBoard subfolder of the fit writing ``history_file``: ``""`` for ``history.csv``,
+    ``control`` for ``history_control.csv``."""
+    stem = Path(history_file).stem
+    return "" if stem == "history" else stem.removeprefix("history_")
+
+
+def tracking_callbacks(
+    cfg: StageConfig, run: RunDir | None, history_file: str = "history.csv"
+) -> list[keras.callbacks.Callback]:
+    """The TensorBoard logger of the fit that writes ``history_file`` in ``run`` (under
+    ``tensorboard/``, or ``tensorboard/<name>/`` for ``history_<name>.csv``), or nothing when
+    ``cfg.tensorboard`` is off, there is no run, or no logger can work here."""
+    if run is None or not getattr(cfg, "tensorboard", False):
+        return []
+    callback = tensorboard_callback(run.path / "tensorboard" / _fit_label(history_file))
+    return [callback] if callback is not None else []
+
+
+def write_history(
+    run: RunDir, history_file: str, rows: list[dict[str, Any]], selected_epoch: int | None = None
+) -> None:
+    """Write a fit's ``rows`` (``epoch`` first) to ``history_file`` atomically and record it for
+    the run's ``curves.png``."""
+    if not rows:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run.path / history_file, buf.getvalue())
+    run.record_history(history_file, selected_epoch)
+
+
+def fit_logged(
+    model: keras.Model,
+    train: Any,
+    cfg: StageConfig,
+    run: RunDir,
+    *,
+    epochs: int,
+    history_file: str,
+    **fit_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """``model.fit`` for ``epochs`` without selection (the last epoch is kept), with the
+    TensorBoard logger, writing ``history_file``; returns its rows."""
+    history = model.fit(
+        train,
+        epochs=epochs,
+        verbose=cfg.verbose,
+        callbacks=tracking_callbacks(cfg, run, history_file),
+        **fit_kwargs,
+    )
+    rows = history_rows(history)
+    write_history(run, history_file, rows)
+    return rows
+
+
 def fit_with_selection(
     model: keras.Model,
     train: Any,
@@ -508,8 +598,9 @@ def fit_with_selection(
 ) -> dict[str, Any]:
     """Fit ``model`` on ``train``, select the epoch on ``val`` and write ``history_file``.
 
-    The test split is never seen here. Returns ``{"best_epoch", monitor, "epochs_run"}`` and, for
-    each logged metric in ``report``, its value at the selected epoch.
+    The test split is never seen here. With ``cfg.tensorboard`` the fit logs to the run's
+    ``tensorboard/`` folder (:func:`tracking_callbacks`). Returns ``{"best_epoch", monitor,
+    "epochs_run"}`` and, for each logged metric in ``report``, its value at the selected epoch.
     """
     best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
     try:
@@ -517,7 +608,7 @@ def fit_with_selection(
             train,
             validation_data=val,
             epochs=cfg.epoch,
-            callbacks=[best],
+            callbacks=[best, *tracking_callbacks(cfg, run, history_file)],
             verbose=cfg.verbose,
             **fit_kwargs,
         )
@@ -526,12 +617,8 @@ def fit_with_selection(
         if data_error is not None:  # the backend wrapped it: report the loader's own message
             raise data_error from None
         raise
-    if run is not None and best.history:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(best.history[0]))
-        writer.writeheader()
-        writer.writerows(best.history)
-        atomic_write_text(run.path / history_file, buf.getvalue())
+    if run is not None:
+        write_history(run, history_file, best.history, best.best_epoch)
     logger.info("best epoch %d: %s = %.4f", best.best_epoch, monitor, best.best or float("nan"))
     chosen = next((row for row in best.history if row["epoch"] == best.best_epoch), {})
     return {

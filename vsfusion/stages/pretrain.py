@@ -12,8 +12,8 @@ test split's videos, unlabeled, and is logged as a warning and recorded in ``met
 and counted per split in ``metrics.json`` (``videos_per_split``).
 
 The run directory holds ``trunk.keras`` / ``trunk.weights.h5`` (the query trunk, no optimizer
-state), ``history.csv`` (loss per epoch) and the usual ``config.yaml``, ``run.json`` and
-``metrics.json``; ``train_video.py --pretrain <run>`` loads the trunk by layer name.
+state), ``history.csv`` (loss per epoch) with its ``curves.png``, ``tensorboard/`` (unless
+``--no-tensorboard``) and the usual ``config.yaml``, ``run.json`` and ``metrics.json``; ``train_video.py --pretrain <run>`` loads the trunk by layer name.
 
 Example:
     >>> from vsfusion.config import PretrainConfig
@@ -24,8 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
 from typing import Any
@@ -49,6 +47,8 @@ from vsfusion.stages.common import (
     require_modality,
     save_model,
     seed_everything,
+    tracking_callbacks,
+    write_history,
 )
 
 __all__ = ["run_pretrain", "pretrain_rows", "PRETRAIN_SPLITS"]
@@ -172,20 +172,22 @@ def run_pretrain(cfg: PretrainConfig) -> RunDir:
     model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay))
     timer = _EpochTimer()
     try:
-        model.fit(loader, epochs=cfg.epoch, callbacks=[timer], verbose=cfg.verbose)
+        model.fit(
+            loader,
+            epochs=cfg.epoch,
+            callbacks=[timer, *tracking_callbacks(cfg, run)],
+            verbose=cfg.verbose,
+        )
     except Exception:
         error = _loader_error(loader)
         if isinstance(error, DataError):
             raise error from None
         raise
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["epoch", "loss", "seconds"])
-    writer.writerows(
-        (e + 1, loss, s)
+    rows = [
+        {"epoch": e + 1, "loss": loss, "seconds": s}
         for e, (loss, s) in enumerate(zip(timer.losses, timer.seconds, strict=True))
-    )
-    atomic_write_text(run.path / "history.csv", buf.getvalue())
+    ]
+    write_history(run, "history.csv", rows)  # the last epoch's trunk is kept
     save_model(query, run.path, stem="trunk")
     metrics: dict[str, Any] = {
         "backbone": cfg.backbone,
