@@ -57,6 +57,9 @@ def test_shared_trunk_trains_a_head_control_of_the_generators_size(classifiers, 
     assert out["probs"].shape == (2, 3) and np.allclose(out["probs"].sum(1), 1, atol=1e-5)
     assert not (run / "control_trunk.keras").exists()
     assert (run / "history.csv").is_file() and (run / "history_control.csv").is_file()
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # both histories
+    for fit in ("", "control"):  # each fit logs to TensorBoard in a folder of its own
+        assert list((run / "tensorboard" / fit / "validation").glob("events.out.tfevents.*"))
 
 
 def test_no_control_flag_skips_the_control(classifiers, tiny_dataset):

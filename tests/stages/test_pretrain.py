@@ -206,6 +206,8 @@ def test_one_epoch_writes_a_finished_run_from_training_videos_only(pretrained):
     ids = (run / "pretrain_ids.txt").read_text().splitlines()
     assert ids[0] == "split,id" and len(ids) == 1 + n_train
     assert all(line.startswith("train,") for line in ids[1:])
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the loss per epoch
+    assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
 
 
 # -- loading into the video stage -------------------------------------------------------------
