@@ -6,8 +6,10 @@ import pytest
 import yaml
 
 from vsfusion.config import (
+    ConfigError,
     FusionConfig,
     GeneratorConfig,
+    PretrainConfig,
     ReproduceConfig,
     SensorConfig,
     VideoConfig,
@@ -35,7 +37,7 @@ def test_a_runs_own_config_yaml_re_runs_it_and_another_stages_is_refused(tmp_pat
     path.write_text(config_to_yaml(cfg))  # as a run writes it, "stage: fusion" first
     assert parse_config(FusionConfig, ["--config", str(path)]) == cfg
     assert parse_config(FusionConfig, ["--config", str(path), "--oof", "none"]).oof is None
-    with pytest.raises(SystemExit, match="configuration of a fusion run, not of a sensor run"):
+    with pytest.raises(ConfigError, match="configuration of a fusion run, not of a sensor run"):
         parse_config(SensorConfig, ["--config", str(path)])
 
 
@@ -73,13 +75,78 @@ def test_command_line_beats_yaml_beats_defaults(tmp_path):
 def test_unknown_yaml_key_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "run.yaml"
     path.write_text("epochs: 7\n")
-    with pytest.raises(SystemExit, match="unknown options \\['epochs'\\]"):
+    with pytest.raises(ConfigError, match="unknown options \\['epochs'\\]"):
         parse_config(SensorConfig, ["--config", str(path)])
 
 
 def test_missing_yaml_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         parse_config(SensorConfig, ["--config", str(tmp_path / "nope.yaml")])
+
+
+def test_yaml_values_get_the_fields_types(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "lr: 1e-4\n"  # YAML 1.1 reads this as the string '1e-4'
+        "epoch: '7'\n"
+        "val_fraction: 1\n"
+        "sensor_steps: '64'\n"
+        "unit_channels: none\n"
+        "run_name: 123\n"
+        "subjects: null\n"
+        "augment: 'no'\n"
+        "stats: yes\n"
+        "final_fit: 'True'\n"
+    )
+    cfg = parse_config(SensorConfig, ["--config", str(path)])
+    assert cfg.lr == 1e-4 and type(cfg.lr) is float
+    assert (cfg.epoch, cfg.val_fraction, cfg.sensor_steps) == (7, 1.0, 64)
+    assert type(cfg.val_fraction) is float and type(cfg.sensor_steps) is int
+    assert (cfg.unit_channels, cfg.run_name, cfg.subjects) == (None, "123", None)
+    assert (cfg.augment, cfg.stats, cfg.final_fit) == (False, True, True)
+
+
+def test_yaml_optional_bool_and_choices(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("final_fit: null\npreset: paper\n")
+    cfg = parse_config(ReproduceConfig, ["--config", str(path)])
+    assert cfg.final_fit is None and cfg.preset == "paper"
+    path.write_text("video_crop: none\nwarmup_epochs: '2'\n")
+    cfg = parse_config(PretrainConfig, ["--config", str(path)])
+    assert cfg.video_crop is None and cfg.warmup_epochs == 2.0
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("lr: fast", "option lr: 'fast' is not a valid float"),
+        ("epoch: 2.5", "option epoch: 2.5 is not a valid int"),
+        ("epoch: true", "option epoch: True is not a valid int"),
+        ("epoch: null", "option epoch: None is not a valid int"),
+        ("sensor_steps: many", "option sensor_steps: 'many' is not a valid int or none"),
+        ("augment: maybe", "option augment: 'maybe' is not a valid bool"),
+        ("augment: 2", "option augment: 2 is not a valid bool"),
+        ("dataset: [a, b]", "option dataset: ['a', 'b'] is not a valid str"),
+        ("schedule: linear", "option schedule: 'linear' is not one of constant, cosine"),
+    ],
+)
+def test_a_bad_yaml_value_is_one_line_naming_file_key_value_and_type(tmp_path, line, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(SensorConfig, ["--config", str(path)])
+    text = str(exc.value)
+    assert "\n" not in text and text.startswith(f"{path}: ") and message in text, text
+
+
+def test_not_a_mapping_and_bad_yaml_are_config_errors(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("- lr\n- epoch\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        parse_config(SensorConfig, ["--config", str(path)])
+    path.write_text("lr: [1\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        parse_config(SensorConfig, ["--config", str(path)])
 
 
 def test_choices_are_enforced():

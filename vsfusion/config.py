@@ -3,7 +3,13 @@
 Every field has a default and a ``help`` string. ``build_parser(VideoConfig)`` turns the fields into
 flags (``--batch_size 8``); booleans become ``--flag / --no-flag`` pairs (never ``type=bool``, which
 turns ``--pretrain False`` into True); optional paths accept ``none`` and also get a ``--no-<name>``
-flag. ``--config run.yaml`` overrides the defaults and the command line overrides the YAML.
+flag. ``--config run.yaml`` overrides the defaults and the command line overrides the YAML; YAML values
+are converted to each field's type as the command line converts its text (``lr: 1e-4``, which YAML
+1.1 reads as a string, becomes the float 1e-4).
+
+Errors are exceptions, never ``SystemExit``: a bad ``--config`` file is a :class:`ConfigError` with a
+one-line message that :func:`vsfusion.cli.run_cli` prints as ``error: ...`` (exit code 2). Only the
+argparse parser itself exits, with one ``error:`` line and code 2, as argparse does.
 
 Example:
     >>> cfg = parse_config(SensorConfig, ["--dataset", "demo", "--epoch", "3"])
@@ -24,6 +30,7 @@ from typing import Any, TypeVar
 import yaml
 
 __all__ = [
+    "ConfigError",
     "StageConfig",
     "TrainingConfig",
     "ClassifierConfig",
@@ -42,6 +49,11 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound="StageConfig")
+
+
+class ConfigError(ValueError):
+    """A configuration a user can fix (a bad ``--config`` file or value); the message is one line
+    naming the file, the option and the fix."""
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -527,34 +539,118 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
     return parser
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _convert_yaml_value(f: dataclasses.Field, hint: Any, value: Any, path: Path) -> Any:
+    """``value`` of option ``f`` as the field's type, as the command line would convert its text.
+
+    Raises:
+        ConfigError: One line naming the file, the option, the value and the expected type.
+    """
+    tp, optional = _base_type(hint)
+    expected = f"{tp.__name__} or none" if optional else tp.__name__
+    choices = f.metadata.get("choices")
+
+    def bad(why: str = "") -> ConfigError:
+        return ConfigError(
+            f"{path}: option {f.name}: {value!r} is not {why or 'a valid ' + expected}; "
+            "fix the value in the file"
+        )
+
+    if value is None or (
+        optional and isinstance(value, str) and value.strip().lower() in ("none", "null", "")
+    ):
+        if optional:
+            return None
+        raise bad()
+    if isinstance(value, (list, dict, set, tuple)):
+        raise bad()
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                out: Any = value
+            elif isinstance(value, int) and value in (0, 1):
+                out = bool(value)
+            elif isinstance(value, str):
+                out = _bool(value)
+            else:
+                raise ValueError(value)
+        elif tp in (int, float):
+            if isinstance(value, bool):  # YAML "yes" is not a number
+                raise ValueError(value)
+            if isinstance(value, tp):
+                out = value
+            elif tp is float and isinstance(value, int):
+                out = float(value)
+            else:  # the text the command line would have parsed ("1e-4", "8")
+                out = tp(str(value).strip())
+        elif tp is str:
+            out = value if isinstance(value, str) else str(value)
+        else:  # pragma: no cover - every field is bool, int, float or str
+            out = tp(value)
+    except (TypeError, ValueError):
+        raise bad() from None
+    if choices and out not in choices:
+        raise bad(f"one of {', '.join(map(str, choices))}")
+    return out
+
+
 def load_yaml_overrides(cls: type[C], path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping of field overrides and reject unknown keys with a clear message."""
+    r"""Read a YAML mapping of field overrides, each converted to its field's type.
+
+    A run's own ``config.yaml`` (``stage:`` first) is accepted for the same stage.
+
+    Raises:
+        ConfigError: One line naming the file, when it is missing, is not a YAML mapping, belongs to
+            another stage, has unknown options or a value that does not convert to the option's
+            type (e.g. ``epoch: ten``).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "run.yaml"
+        >>> _ = path.write_text("lr: 1e-4\nepoch: 3\n")
+        >>> load_yaml_overrides(SensorConfig, path)
+        {'lr': 0.0001, 'epoch': 3}
+    """
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(
-            f"error: config file {path} does not exist; pass an existing YAML file to --config"
+        raise ConfigError(
+            f"config file {path} does not exist; pass an existing YAML file to --config"
         )
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SystemExit(
-            f"error: {path} is not valid YAML ({exc.__class__.__name__}); fix the file"
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path} is not valid YAML ({exc.__class__.__name__}); fix the file"
         ) from None
     if not isinstance(data, dict):
-        raise SystemExit(f"error: {path} must hold a mapping of option: value")
+        raise ConfigError(f"{path} must hold a mapping of option: value")
     stage = data.pop("stage", None)  # a run's config.yaml names its stage first
     if stage is not None and stage != getattr(cls, "stage", stage):
-        raise SystemExit(
-            f"error: {path} is the configuration of a {stage} run, not of a {cls.stage} run; "
+        raise ConfigError(
+            f"{path} is the configuration of a {stage} run, not of a {cls.stage} run; "
             f"pass a {cls.stage} run's config.yaml"
         )
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
-        raise SystemExit(
-            f"error: {path}: unknown options {unknown}; valid options are {sorted(names)}"
-        )
-    return data
+        raise ConfigError(f"{path}: unknown options {unknown}; valid options are {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    return {
+        key: _convert_yaml_value(fields[key], hints[key], value, path)
+        for key, value in data.items()
+    }
 
 
 def parse_config(cls: type[C], argv: list[str] | None = None, **defaults: Any) -> C:

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from vsfusion.config import SensorConfig, VideoConfig
-from vsfusion.stages.common import StageError, fit_with_selection, learning_rate, make_optimizer
+from vsfusion.stages.common import (
+    StageError,
+    fit_with_selection,
+    learning_rate,
+    load_manifest,
+    make_optimizer,
+    read_run_config,
+)
 
 
 def test_constant_schedule_is_the_configured_rate():
@@ -32,6 +39,22 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 def test_unknown_schedule_is_a_stage_error():
     with pytest.raises(StageError, match="use constant or cosine"):
         learning_rate(VideoConfig(schedule="step"), steps_per_epoch=4)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5])
+def test_a_validation_fraction_outside_0_1_is_a_stage_error(fraction, tiny_dataset):
+    cfg = SensorConfig(dataset="VSL", data_root=str(tiny_dataset), val_fraction=fraction)
+    with pytest.raises(StageError, match=rf"--val_fraction {fraction} must be in \(0, 1\)"):
+        load_manifest(cfg)
+
+
+@pytest.mark.parametrize("text", [None, "stage: [video\n", "- a list\n"])
+def test_an_unreadable_run_config_is_a_stage_error(text, tmp_path):
+    if text is not None:
+        (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(StageError, match="config.yaml") as exc:
+        read_run_config(tmp_path)
+    assert "\n" not in str(exc.value)
 
 
 def test_optimizer_follows_the_config():

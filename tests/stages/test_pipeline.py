@@ -225,6 +225,10 @@ def _corrupt(kind: str, root: Path) -> list[str]:
     if kind == "wrong_shape":  # a training clip that is 3-D: found only while training
         np.save(root / "video" / train["file"].iloc[-1], np.zeros((10, 36, 36), np.uint8))
         return ["video"]
+    if kind == "corrupt_npy":  # a cached training recording cut short (a killed copy, a full disk)
+        path = root / "sensor" / train["file"].iloc[0]
+        path.write_bytes(path.read_bytes()[:100])
+        return ["sensor"]
     if kind == "label_only_in_test":
         test = pd.read_csv(root / "test.csv")
         test.loc[0, "label"] = "jump"
@@ -241,6 +245,7 @@ def _corrupt(kind: str, root: Path) -> list[str]:
     [
         ("nan_sensor", "NaN"),
         ("wrong_shape", "(10, 36, 36)"),
+        ("corrupt_npy", "not a readable .npy"),
         ("label_only_in_test", "'jump'"),
         ("empty_split", "split 'test' is empty"),
     ],

@@ -280,6 +280,28 @@ def test_bad_pretrain_is_one_line_error_and_leaves_no_run(
     assert not (ck / "VSL" / "video").exists() or not any((ck / "VSL" / "video").iterdir())
 
 
+def test_mismatched_i3d_weights_file_is_one_line_error_and_leaves_no_run(
+    tiny_dataset, tmp_path, capsys
+):
+    import h5py
+
+    path = tmp_path / "w.h5"  # Keras 2 layout, but the stem kernel is 3x3x3 instead of 7x7x7
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"Conv3d_1a_7x7_conv"]
+        group = f.create_group("Conv3d_1a_7x7_conv")
+        group.attrs["weight_names"] = [b"Conv3d_1a_7x7_conv/kernel:0"]
+        group.create_dataset("Conv3d_1a_7x7_conv/kernel:0", data=np.zeros((3, 3, 3, 3, 64)))
+    ck = tmp_path / "ck"
+    argv = [*common(tiny_dataset, ck), "--backbone", "i3d", *CLIP, "--epoch", "1"]
+    code = train_video.main([*argv, "--run_name", "r", "--pretrain", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: --pretrain {path}: ") and "does not match" in err[0], err[0]
+    assert "Conv3d_1a_7x7_conv: file [(3, 3, 3, 3, 64)]" in err[0], err[0]
+    video = ck / "VSL" / "video"
+    assert video.is_dir() and not any(video.iterdir())  # the run was started, then removed
+
+
 def test_channel_mismatch_is_one_line_error_naming_the_file(pretrained, tmp_path):
     from vsfusion.stages.common import StageError
 

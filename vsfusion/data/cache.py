@@ -64,7 +64,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from vsfusion.data.errors import DataError
-from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text
+from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text, load_npy
 from vsfusion.data.manifest import BASE_COLUMNS, MODALITY_COLUMNS
 from vsfusion.data.modality import STREAMS_NAME, default_kind, describe_stream, write_streams
 from vsfusion.data.modality import modality as modality_spec
@@ -279,7 +279,7 @@ def _describe_streams(
         paths = [p for p in df[m] if p][:probe]
         if not paths:
             continue
-        arrays = [np.load(p, mmap_mode="r") for p in paths]
+        arrays = [load_npy(p, m) for p in paths]
         decl = dict(declared.get(m, {}))
         kind = decl.pop("kind", None) or default_kind(m, arrays[0])
         out[m] = describe_stream(kind, arrays, decl)

@@ -220,6 +220,11 @@ def load_manifest(cfg: StageConfig) -> Manifest:
     """Load the configured dataset, carving a validation split from training subjects if needed."""
     if cfg.dataset not in DATASETS:
         raise StageError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(DATASETS)}")
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise StageError(
+            f"--val_fraction {cfg.val_fraction} must be in (0, 1), e.g. 0.25 (a quarter of the "
+            "training subjects validate)"
+        )
     root = cfg.data_root or str(Path("data") / cfg.dataset)
     options = {
         "seed": cfg.seed,
@@ -697,10 +702,23 @@ def resolve_run(path: str | None, cfg: StageConfig, stage: str) -> Path:
 
 
 def read_run_config(run: Path) -> dict[str, Any]:
-    """The resolved configuration a run was made with."""
+    """The resolved configuration a run was made with.
+
+    Raises:
+        StageError: The run's ``config.yaml`` is missing or is not a YAML mapping.
+    """
     import yaml
 
-    return yaml.safe_load((run / "config.yaml").read_text())
+    path = Path(run) / "config.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise StageError(
+            f"{path} could not be read ({exc.__class__.__name__}); re-run the stage that wrote {run}"
+        ) from None
+    if not isinstance(data, dict):
+        raise StageError(f"{path} is not a run configuration; re-run the stage that wrote {run}")
+    return data
 
 
 def feed(model: keras.Model, x: dict[str, Any]) -> Any:

@@ -32,6 +32,7 @@ import dataclasses
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -549,6 +550,11 @@ def load_predictions(run: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     path = Path(run) / "predictions.npz"
     if not path.is_file():
         raise StageError(f"{path} is missing; re-run the fusion stage")
-    with np.load(path) as data:
-        probs = {k[len("probs_") :]: data[k] for k in data.files if k.startswith("probs_")}
-        return data["labels"], probs
+    try:
+        with np.load(path) as data:
+            probs = {k[len("probs_") :]: data[k] for k in data.files if k.startswith("probs_")}
+            return data["labels"], probs
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise StageError(
+            f"{path} could not be read ({exc.__class__.__name__}); re-run the fusion stage"
+        ) from None
