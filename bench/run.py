@@ -25,6 +25,8 @@
    ``cv2.VideoCapture.read`` and then samples.
 5. Loader throughput (clips/s, training augmentation) against the fastest training step at the
    same clip size.
+6. ``predict.py`` end to end on one 3 s clip with the light backbone's fused model, against the
+   2 s target (``bench/predict.py``).
 
 ``--imitate avx2`` caps oneDNN at AVX2 (``ONEDNN_MAX_CPU_ISA``) and OpenBLAS at its Haswell kernels
 (``OPENBLAS_CORETYPE``) in the child processes, to measure on an AVX-512 machine what a CPU
@@ -34,7 +36,7 @@ Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and pri
 
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
        [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
-       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader]
+       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader,predict]
 """
 
 from __future__ import annotations
@@ -228,7 +230,20 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
 
 
 #: What ``--skip`` can leave out.
-SKIPS = ("backbones", "onednn", "fused", "prep", "loader")
+SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "predict")
+
+
+def _predict_bench():  # noqa: ANN202 - the module bench/predict.py
+    """``bench/predict.py`` (6. in the docstring), loaded by path: ``predict`` is also the CLI."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_predict", Path(__file__).with_name("predict.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: The fused models compared with one video classifier pass, and the most time each may take
 #: relative to it (the project's targets for the fusion stage's model at test time).
@@ -465,6 +480,8 @@ def markdown(results: dict) -> str:
             f"Loader at {'x'.join(map(str, loader['clip'][:3]))}: {loader['loader_clips_per_s']} "
             f"clips/s, {loader.get('times_fastest_train_step', '-')}x the fastest training step."
         )
+    if results.get("predict"):
+        lines += ["", _predict_bench().markdown(results["predict"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -563,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
                     entry["loader_clips_per_s"] / max(rates), 1
                 )
             results["loader"].append(entry)
+    if "predict" not in skip:
+        results["predict"] = _predict_bench().bench_predict(reps=3)
     out.parent.mkdir(parents=True, exist_ok=True)
     for path, text in (
         (out, json.dumps(results, indent=2) + "\n"),
