@@ -10,8 +10,10 @@ adapter's cache reader (``read_clip``, 32 frames, 128 px, centre crop). Measured
 
 (a) the wall time of the whole ``python predict.py CLIP --model RUN`` process, ``--reps`` times,
     and, to see where it goes, of ``python -c pass`` (the interpreter) and
-    ``python -c "import tensorflow"`` / ``import keras`` (the backend's import), and of
-    ``predict.py`` under ``KERAS_BACKEND=jax`` (the same models, another backend);
+    ``python -c "import tensorflow"`` / ``import keras`` (the backend's import; also as predict.py
+    imports it, skipping the optional packages TensorFlow and Keras load but inference never
+    uses, :func:`vsfusion.runtime.skip_optional_imports`), and of ``predict.py`` under
+    ``KERAS_BACKEND=jax`` (the same models, another backend);
 (b) in one process (the backend imported already): loading the model, reading and preprocessing
     the video, the first prediction (which traces the graph) and a second one (warm), each the
     median of ``--reps`` fresh predictors.
@@ -98,6 +100,10 @@ def make_run(folder: Path, backbone: str, frames: int, crop: int, num_classes: i
     return run
 
 
+#: ``import keras`` as predict.py does it: without the optional packages it never uses.
+LEAN = "from vsfusion.runtime import skip_optional_imports; skip_optional_imports(); import keras"
+
+
 def _wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     subprocess.run(
@@ -153,7 +159,8 @@ def bench_predict(
 
     Returns:
         A JSON-able dict: ``process`` (wall times of whole processes: ``predict_py``,
-        ``predict_py_jax``, ``python``, ``import_tensorflow``, ``import_keras``), ``in_process``
+        ``predict_py_jax``, ``python``, ``import_tensorflow``, ``import_keras``,
+        ``import_keras_lean``), ``in_process``
         (phases), ``target_s`` and ``meets_target`` (the median ``predict.py`` wall time against
         it), and the machine.
     """
@@ -171,6 +178,7 @@ def bench_predict(
                 [_wall([py, "-c", "import tensorflow"]) for _ in range(reps)]
             ),
             "import_keras": _summary([_wall([py, "-c", "import keras"]) for _ in range(reps)]),
+            "import_keras_lean": _summary([_wall([py, "-c", LEAN]) for _ in range(reps)]),
             "predict_py": _summary([_wall(predict) for _ in range(reps)]),
             "predict_py_jax": _summary(
                 [_wall(predict, {"KERAS_BACKEND": "jax"}) for _ in range(reps)]
@@ -200,6 +208,7 @@ def markdown(result: dict[str, Any]) -> str:
         ("`python -c pass`", p["python"]["median_s"]),
         ("`python -c 'import tensorflow'`", p["import_tensorflow"]["median_s"]),
         ("`python -c 'import keras'` (TensorFlow backend)", p["import_keras"]["median_s"]),
+        ("the same without JAX, scikit-learn, matplotlib", p["import_keras_lean"]["median_s"]),
         ("`python predict.py clip.mp4 --model RUN`", p["predict_py"]["median_s"]),
         ("the same, `KERAS_BACKEND=jax`", p["predict_py_jax"]["median_s"]),
         ("in one process: load deploy.keras", ip["load_s"]),

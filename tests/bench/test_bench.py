@@ -107,6 +107,7 @@ def test_bench_predict_times_the_whole_process_and_its_phases(tmp_path):
         "python",
         "import_tensorflow",
         "import_keras",
+        "import_keras_lean",
         "predict_py",
         "predict_py_jax",
     }
