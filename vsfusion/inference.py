@@ -290,11 +290,11 @@ class Predictor:
             raise DataError(f"{where}: not a predictor description of this version; {hint}")
         for key, entry in info["models"].items():
             wanted = [VIDEO, SENSOR] if key == MODEL_KEYS[True] else [VIDEO]
-            if not isinstance(entry, dict) or sorted(entry.get("inputs", [])) != sorted(wanted):
+            takes = entry.get("inputs") if isinstance(entry, dict) else entry
+            if not isinstance(takes, list) or sorted(takes) != sorted(wanted):
                 raise DataError(
-                    f"{where}: model {key!r} takes {entry.get('inputs') if isinstance(entry, dict) else entry}"
-                    f", not {' + '.join(wanted)}; predict.py takes fusion runs of the video -> "
-                    "sensor pipeline"
+                    f"{where}: model {key!r} takes {takes}, not {' + '.join(wanted)}; predict.py "
+                    "takes fusion runs of the video -> sensor pipeline"
                 )
         files = {m.get("file") for m in info["models"].values() if isinstance(m, dict)}
         if named is not None and named not in files:
