@@ -643,6 +643,11 @@ def save_model(model: keras.Model, directory: Path, stem: str = "best") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     clean = keras.models.clone_model(model)
     clean.set_weights(model.get_weights())
+    if getattr(clean, "optimizer", None) is not None:
+        # clone_model compiles the clone of a compiled model with a fresh optimizer, whose
+        # variables would be saved beside the weights (3x the file for Adam)
+        clean.optimizer = None
+        clean.compiled = False
     target = directory / f"{stem}.keras"
     for suffix, writer in ((".keras", clean.save), (".weights.h5", clean.save_weights)):
         final = directory / f"{stem}{suffix}"
