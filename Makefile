@@ -40,12 +40,17 @@ test-pose: $(POSE_VENV)/.pose
 demo: $(VENV)/.runtime
 	$(PY) reproduce.py --dataset demo --out $(OUT) --preset fast --seed $(SEED)
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), whole files per worker, so a
+# module's fixtures (tiny trained runs) are built once; TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(VENV)/.dev
-	$(PY) -m pytest -q
-	KERAS_BACKEND=jax $(PY) -m pytest -q -m backend
+	$(PYTEST)
+	KERAS_BACKEND=jax $(PYTEST) -m backend
 
 test-fast: $(VENV)/.dev
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

@@ -42,6 +42,11 @@ __all__ = [
     "GeneratorConfig",
     "FusionConfig",
     "ReproduceConfig",
+    "TuneOptions",
+    "VideoTuneConfig",
+    "SensorTuneConfig",
+    "StreamTuneConfig",
+    "TUNE_CONFIGS",
     "ExportConfig",
     "build_parser",
     "parse_config",
@@ -465,6 +470,61 @@ class ReproduceConfig(StageConfig):
 
 
 @dataclass
+class TuneOptions:
+    """Fields of a hyper-parameter search (tune.py), added to those of the stage it tunes."""
+
+    trials: int = _f(
+        10, "trials (configurations trained and scored on validation); hyperband: at most this many"
+    )
+    tuner: str = _f(
+        "random",
+        "search: random, bayesian (Gaussian-process Bayesian optimisation), hyperband (successive "
+        "halving of the epoch budget up to --epoch; each trial trains from scratch)",
+        choices=("random", "bayesian", "hyperband"),
+    )
+    space: str | None = _f(
+        None,
+        "search space, comma-separated NAME=SPEC: LO:HI (uniform), LO:HI:log, LO:HI:STEP, A|B|C "
+        "(choices) or V (fixed), e.g. lr=1e-4:1e-2:log,dropout=0.1:0.6; only what is named is "
+        "searched; default: the stage's default space (tune.py --stage S --help lists both)",
+    )
+    hyperband_factor: int = _f(3, "hyperband: factor by which each round cuts the trials")
+
+
+@dataclass
+class VideoTuneConfig(TuneOptions, VideoConfig):
+    """Hyper-parameter search for the video stage on validation only (tune.py --stage video)."""
+
+    stage: typing.ClassVar[str] = "tune_video"
+    tunes: typing.ClassVar[type[StageConfig]] = VideoConfig
+
+
+@dataclass
+class SensorTuneConfig(TuneOptions, SensorConfig):
+    """Hyper-parameter search for the sensor stage on validation only (tune.py --stage sensor)."""
+
+    stage: typing.ClassVar[str] = "tune_sensor"
+    tunes: typing.ClassVar[type[StageConfig]] = SensorConfig
+
+
+@dataclass
+class StreamTuneConfig(TuneOptions, StreamConfig):
+    """Hyper-parameter search for a stream's classifier on validation only (tune.py --stage
+    stream)."""
+
+    stage: typing.ClassVar[str] = "tune_stream"
+    tunes: typing.ClassVar[type[StageConfig]] = StreamConfig
+
+
+TUNE_CONFIGS: dict[str, type[StageConfig]] = {
+    "video": VideoTuneConfig,
+    "sensor": SensorTuneConfig,
+    "stream": StreamTuneConfig,
+}
+"""Stage name (``tune.py --stage``) -> configuration of its search."""
+
+
+@dataclass
 class ExportConfig:
     """Export a trained model to SavedModel, ONNX or LiteRT and check it against Keras (export.py).
 
@@ -685,7 +745,9 @@ def load_yaml_overrides(cls: type[C], path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of option: value")
     stage = data.pop("stage", None)  # a run's config.yaml names its stage first
-    if stage is not None and stage != getattr(cls, "stage", stage):
+    # a search (tune.py) also starts from a config of the stage it tunes, e.g. its best.yaml
+    tuned = getattr(getattr(cls, "tunes", None), "stage", None)
+    if stage is not None and stage not in (getattr(cls, "stage", stage), tuned):
         raise ConfigError(
             f"{path} is the configuration of a {stage} run, not of a {cls.stage} run; "
             f"pass a {cls.stage} run's config.yaml"
