@@ -95,7 +95,7 @@ class SeparablePooling3D(keras.layers.Layer):
 
     Example:
         >>> layer = SeparablePooling3D("max", (3, 3, 3), (1, 2, 2), "same")
-        >>> layer(np.zeros((1, 4, 8, 8, 2), "float32")).shape
+        >>> tuple(layer(np.zeros((1, 4, 8, 8, 2), "float32")).shape)
         (1, 4, 4, 4, 2)
     """
 

@@ -159,25 +159,40 @@ def fusion_run(tiny_dataset, tmp_path_factory) -> Path:
     return runs / "fusion" / "r"
 
 
+@pytest.fixture(scope="module")
+def deploy_exports(fusion_run) -> dict[str, Path]:
+    """The fusion run's deploy.keras exported to ONNX and LiteRT (float32)."""
+    for fmt in ("onnx", "litert"):
+        assert export.main([str(fusion_run), "--format", fmt, "--verbose", "0"]) == 0
+    return {fmt: fusion_run / "export" / fmt for fmt in ("onnx", "litert")}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "litert"])
-def test_the_fused_i3d_model_exports_and_matches_keras_on_real_clips(fusion_run, fmt, shared_data):
+def test_the_fused_i3d_model_matches_keras_on_validation_clips(fusion_run, deploy_exports, fmt):
     """deploy.keras (I3D trunk, generator head, sensor head, fusion rule in the graph): ONNX, and
-    LiteRT with the 3-D pooling rewritten, within 1e-4 of Keras on the validation clips and on a
-    real video decoded as the cache does."""
-    from vsfusion.data.video import read_clip
-    from vsfusion.export import keras_predict, load_exported
-    from vsfusion.stages.common import load_model
-
-    assert export.main([str(fusion_run), "--format", fmt, "--verbose", "0"]) == 0
-    out = fusion_run / "export" / fmt
-    record = json.loads((out / "export.json").read_text())
+    LiteRT with I3D's 3-D pooling rewritten, within 1e-4 of Keras on the validation clips."""
+    record = json.loads((deploy_exports[fmt] / "export.json").read_text())
     assert record["source"] == str(fusion_run / "deploy.keras")
+    assert record["inputs"] == {"video": [None, 8, 32, 32, 3]}
     assert record["check"]["inputs"] == "validation split of VSL (9 samples)"
     assert record["check"]["max_abs_diff"] <= 1e-4
+    assert record["check"]["top1_agreement"] == 1.0
     assert bool(record["rewritten_layers"]) == (fmt == "litert")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_the_fused_i3d_model_matches_keras_on_a_real_video(
+    fusion_run, deploy_exports, fmt, shared_data
+):
+    """A real video decoded as the cache decodes (uniform frames, shorter side, centre crop)."""
+    from vsfusion.data.video import read_clip
+    from vsfusion.export import ARTIFACTS, keras_predict, load_exported
+    from vsfusion.stages.common import load_model
+
     clip = read_clip(str(shared_data / "video-samples" / "short_clip_340x256.mp4"), 8, 32)
     x = {"video": clip[None].astype(np.float32)}
     want = keras_predict(load_model(fusion_run / "deploy.keras"), x)
-    got = load_exported(out / record["artifact"], fmt)(x)
+    got = load_exported(deploy_exports[fmt] / ARTIFACTS[fmt], fmt)(x)
     assert np.abs(got - want).max() <= 1e-4
