@@ -75,14 +75,14 @@ def bench_backbone(backbone: str, frames: int, size: int, reps: int, threads: in
     reference = keras_predict(model, x)
     out: dict = {"backbone": backbone, "clip": [frames, size, size, 3], "threads": threads}
     fns = {"keras": lambda: model.predict_on_batch(x)}
-    out["export_s"], out["size_mb"], out["max_abs_diff"] = {}, {}, {}
+    out["export_s"], out["size_mib"], out["max_abs_diff"] = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("onnx", "litert"):
             path = Path(tmp) / ARTIFACTS[fmt]
             start = time.perf_counter()
             export_model(model, path, fmt)
             out["export_s"][fmt] = round(time.perf_counter() - start, 1)
-            out["size_mb"][fmt] = round(path.stat().st_size / 2**20, 1)
+            out["size_mib"][fmt] = round(path.stat().st_size / 2**20, 1)
             runner = load_exported(path, fmt, threads=threads)
             out["max_abs_diff"][fmt] = float(np.abs(runner(x) - reference).max())
             fns[fmt] = lambda runner=runner: runner(x)
@@ -138,7 +138,7 @@ def markdown_lines(result: dict | None) -> list[str]:
         f"Fused model (deploy.keras architecture, random weights) per clip on {m['cpu_model']} "
         f"({first['threads']} threads; {first['timing']}):",
         "",
-        "| backbone | clip | runtime | ms/clip | clips/s | vs Keras | export s | MB | max diff |",
+        "| backbone | clip | runtime | ms/clip | clips/s | vs Keras | export s | MiB | max diff |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["runs"]:
@@ -147,7 +147,7 @@ def markdown_lines(result: dict | None) -> list[str]:
             lines.append(
                 f"| {r['backbone']} | {clip} | {LABELS[name]} | {1000 * r['clip_s'][name]:.1f} | "
                 f"{r['clips_per_s'][name]} | {r['speedup_vs_keras'][name]:.2f}x | "
-                f"{r['export_s'].get(name, '-')} | {r['size_mb'].get(name, '-')} | "
+                f"{r['export_s'].get(name, '-')} | {r['size_mib'].get(name, '-')} | "
                 f"{r['max_abs_diff'].get(name, 0.0):.1e} |"
             )
     return lines

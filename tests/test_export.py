@@ -158,3 +158,29 @@ def test_quantised_litert_keeps_most_decisions(tmp_path):
         check = compare_outputs(reference, load_exported(path, "litert")(data))
         assert check["max_abs_diff"] < 0.05, mode
         assert check["top1_agreement"] >= 0.8, mode
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_every_in_graph_fusion_rule_exports(tmp_path, fmt):
+    """WeightedProbabilityFusion (the fixed rules of deploy.keras) under each rule, side by side
+    in one model: the exported file gives Keras' fused probabilities."""
+    from vsfusion.models.fusion_layers import FUSION_LAYER_RULES, WeightedProbabilityFusion
+
+    video = keras.Input((4,), name="video")
+    sensor = keras.Input((4,), name="sensor")
+    streams = {
+        "video": keras.layers.Softmax()(video),
+        "sensor": keras.layers.Softmax()(sensor),
+    }
+    weights = {"video": 0.7, "sensor": 0.3}
+    fused = [WeightedProbabilityFusion(weights, rule=r)(streams) for r in FUSION_LAYER_RULES]
+    model = keras.Model(
+        {"video": video, "sensor": sensor}, keras.layers.Concatenate()(fused), name="rules"
+    )
+    rng = np.random.default_rng(0)
+    x = {k: rng.normal(size=(6, 4)).astype("float32") * 3 for k in ("video", "sensor")}
+    path = tmp_path / ("m.onnx" if fmt == "onnx" else "m.tflite")
+    export_model(model, path, fmt)
+    runner = load_exported(path, fmt)
+    assert runner.input_names == ["sensor", "video"]
+    assert np.abs(runner(x) - keras_predict(model, x)).max() <= 1e-5

@@ -112,6 +112,6 @@ def test_bench_export_times_keras_onnx_and_litert_per_clip(tmp_path):
             run["clip_s"]["keras"] / run["clip_s"][name], rel=0.02
         )
     for fmt in ("onnx", "litert"):
-        assert run["max_abs_diff"][fmt] <= 1e-4 and run["size_mb"][fmt] > 1
+        assert run["max_abs_diff"][fmt] <= 1e-4 and run["size_mib"][fmt] > 1
     md = out.with_suffix(".md").read_text()
     assert "| i3d | 8x32x32 | ONNX Runtime |" in md and "| i3d | 8x32x32 | LiteRT |" in md

@@ -339,8 +339,17 @@ def run_export(cfg: ExportConfig) -> Path:
             )
         except ExportUnsupported as exc:
             raise StageError(f"{model_file}: {exc}") from None
-        exported = load_exported(artifact, cfg.format)
-        check = compare_outputs(keras_predict(model, x), exported(x), labels)
+        reference = keras_predict(model, x)
+        try:
+            got = load_exported(artifact, cfg.format)(x)
+        except Exception as exc:  # noqa: BLE001 - a file its runtime cannot run is not an export
+            logger.debug("running the %s export failed", cfg.format, exc_info=True)
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
+            raise StageError(
+                f"{model_file}: the {cfg.format} export does not run in its runtime "
+                f"({type(exc).__name__}: {first[:200]}); nothing written"
+            ) from None
+        check = compare_outputs(reference, got, labels)
         check.update(inputs=source, tolerance=cfg.tolerance if cfg.quantize == "none" else None)
         if cfg.quantize == "none" and not check["max_abs_diff"] <= cfg.tolerance:
             raise StageError(
