@@ -38,6 +38,7 @@ def sensor_run(tiny_dataset, tmp_path_factory) -> Path:
     return ck / "VSL" / "sensor" / "s"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "litert", "savedmodel"])
 def test_a_sensor_run_exports_and_matches_keras_on_its_validation_clips(sensor_run, fmt):
     assert export.main([str(sensor_run), "--format", fmt, "--verbose", "0"]) == 0
@@ -66,6 +67,7 @@ def test_int8_litert_calibrates_on_the_training_split(sensor_run):
     assert 0.0 <= record["check"]["top1_agreement"] <= 1.0
 
 
+@pytest.mark.slow
 def test_an_export_is_replaced_only_with_force(sensor_run, tmp_path, capsys):
     out = tmp_path / "onnx"
     argv = [str(sensor_run / "best.keras"), "--format", "onnx", "--out", str(out), "--verbose", "0"]
@@ -79,7 +81,10 @@ def test_an_export_is_replaced_only_with_force(sensor_run, tmp_path, capsys):
     assert _files(tmp_path) == ["onnx", "onnx/export.json", "onnx/model.onnx"]
 
 
-def test_bad_run_format_or_option_is_one_line_and_writes_nothing(sensor_run, tmp_path, capsys):
+def test_bad_run_format_or_option_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from vsfusion.models import build_inception_time
+
+    build_inception_time((20, 6), 3, depth=1, filters=4).save(tmp_path / "s.keras")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "empty").mkdir()
     cases = [
@@ -88,18 +93,16 @@ def test_bad_run_format_or_option_is_one_line_and_writes_nothing(sensor_run, tmp
         ([str(tmp_path / "missing.keras")], "does not exist"),
         ([str(tmp_path / "notes.txt")], "is not a run folder or a .keras file"),
         ([], "no RUN given"),
-        ([str(sensor_run), "--quantize", "dynamic"], "applies to --format litert only"),
+        ([str(tmp_path / "s.keras"), "--quantize", "dynamic"], "applies to --format litert only"),
     ]
-    before = _files(sensor_run)
     for argv, message in cases:
         assert export.main([*argv, "--verbose", "0"]) == 2, argv
         assert message in _error(capsys), argv
     with pytest.raises(SystemExit) as exit_:  # argparse itself: one line, code 2
-        export.main([str(sensor_run), "--format", "tflite"])
+        export.main([str(tmp_path / "s.keras"), "--format", "tflite"])
     assert exit_.value.code == 2
     assert "invalid choice: 'tflite'" in _error(capsys)
-    assert _files(sensor_run) == before
-    assert _files(tmp_path) == ["empty", "notes.txt"]
+    assert _files(tmp_path) == ["empty", "notes.txt", "s.keras"]
 
 
 def test_an_unconvertible_model_is_one_line_and_leaves_no_folder(tmp_path, capsys):
