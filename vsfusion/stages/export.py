@@ -161,7 +161,7 @@ class RunInputs:
             shape = tuple(tensor.shape[1:])
             if len(shape) == 4:
                 self.options.update(num_frames=shape[0], crop_size=shape[1])
-                self.options["frame_size"] = config.get("frame_size")
+                self.options["frame_size"] = config.get("frame_size") or _deploy_frame_size(run)
             elif shape and shape[0] is not None:
                 self.options["lengths"][tensor.name] = int(shape[0])
         num_classes = int(model.outputs[0].shape[-1])
@@ -200,6 +200,15 @@ class RunInputs:
     def describe(self, split: str, n: int) -> str:
         what = {"val": "validation", "train": "training"}.get(split, split)
         return f"{what} split of {self.manifest.name} ({n} samples)"
+
+
+def _deploy_frame_size(run: Path) -> int | None:
+    """The ``frame_size`` a fusion run's video classifier was trained with (its results.json)."""
+    try:
+        deploy = json.loads((run / "results.json").read_text())["extra"]["deploy"]
+        return deploy["clip"].get("frame_size")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def random_inputs(model: keras.Model, n: int, seed: int = 0) -> dict[str, np.ndarray]:
