@@ -71,7 +71,8 @@ def test_selection_reports_other_metrics_of_the_chosen_epoch(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     cfg = SensorConfig(epoch=4, patience=4, verbose=0)
-    run = SimpleNamespace(path=tmp_path)  # fit_with_selection writes run.path / "history.csv"
+    # fit_with_selection writes run.path / "history.csv" and records it for curves.png
+    run = SimpleNamespace(path=tmp_path, record_history=lambda *args: None)
     out = fit_with_selection(
         model, x, (x, y), cfg, run, monitor="val_loss", mode="min", report=("val_accuracy",), y=y
     )
