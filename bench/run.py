@@ -25,6 +25,9 @@
    ``cv2.VideoCapture.read`` and then samples.
 5. Loader throughput (clips/s, training augmentation) against the fastest training step at the
    same clip size.
+6. Exported fused model (``bench/export.py``, in this process): CPU latency per clip, batch 1, of
+   the fused model of ``--export_backbones`` at the smallest clip size in Keras, ONNX Runtime and
+   LiteRT.
 
 ``--imitate avx2`` caps oneDNN at AVX2 (``ONEDNN_MAX_CPU_ISA``) and OpenBLAS at its Haswell kernels
 (``OPENBLAS_CORETYPE``) in the child processes, to measure on an AVX-512 machine what a CPU
@@ -34,7 +37,8 @@ Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and pri
 
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
        [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
-       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader]
+       [--fused_backbone i3d] [--reps 15] [--export_backbones x3d_xs,i3d]
+       [--skip backbones,onednn,fused,prep,loader,export]
 """
 
 from __future__ import annotations
@@ -228,7 +232,7 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
 
 
 #: What ``--skip`` can leave out.
-SKIPS = ("backbones", "onednn", "fused", "prep", "loader")
+SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "export")
 
 #: The fused models compared with one video classifier pass, and the most time each may take
 #: relative to it (the project's targets for the fusion stage's model at test time).
@@ -465,6 +469,10 @@ def markdown(results: dict) -> str:
             f"Loader at {'x'.join(map(str, loader['clip'][:3]))}: {loader['loader_clips_per_s']} "
             f"clips/s, {loader.get('times_fastest_train_step', '-')}x the fastest training step."
         )
+    if results.get("export"):
+        from bench import export as export_bench
+
+        lines += export_bench.markdown_lines(results["export"])
     return "\n".join(lines) + "\n"
 
 
@@ -486,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--reps", type=int, default=15, help="timed calls per model, fused comparison (median)"
+    )
+    parser.add_argument(
+        "--export_backbones", default="x3d_xs,i3d", help="fused models timed after export"
     )
     parser.add_argument("--imitate", choices=("avx2",), default=None)
     parser.add_argument("--skip", default="", help=f"comma-separated: {', '.join(SKIPS)}")
@@ -563,6 +574,12 @@ def main(argv: list[str] | None = None) -> int:
                     entry["loader_clips_per_s"] / max(rates), 1
                 )
             results["loader"].append(entry)
+    if "export" not in skip:
+        from bench import export as export_bench
+
+        results["export"] = export_bench.bench_export(
+            tuple(args.export_backbones.split(",")), args.frames, min(sizes), args.reps
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     for path, text in (
         (out, json.dumps(results, indent=2) + "\n"),

@@ -47,6 +47,7 @@ __all__ = [
     "SensorTuneConfig",
     "StreamTuneConfig",
     "TUNE_CONFIGS",
+    "ExportConfig",
     "build_parser",
     "parse_config",
     "config_to_yaml",
@@ -523,6 +524,50 @@ TUNE_CONFIGS: dict[str, type[StageConfig]] = {
 """Stage name (``tune.py --stage``) -> configuration of its search."""
 
 
+@dataclass
+class ExportConfig:
+    """Export a trained model to SavedModel, ONNX or LiteRT and check it against Keras (export.py).
+
+    The export is written to a temporary folder next to ``--out``, checked on clips of the run's
+    validation split (max absolute difference of the probabilities, top-1 agreement), and only
+    then renamed to ``--out``; an existing export is kept unless ``--force``.
+    """
+
+    run: str | None = _f(
+        None,
+        "a run folder (its deploy.keras, else best.keras) or a .keras file",
+        positional=True,
+    )
+    format: str = _f(
+        "onnx",
+        "savedmodel (TensorFlow SavedModel), onnx (ONNX Runtime) or litert (LiteRT / TFLite)",
+        choices=("savedmodel", "onnx", "litert"),
+    )
+    out: str | None = _f(None, "output folder; default <run>/export/<format>[_<quantize>]")
+    force: bool = _f(False, "replace an existing export at --out")
+    quantize: str = _f(
+        "none",
+        "litert only: none (float32), dynamic (int8 weights) or int8 (int8 weights and "
+        "activations, calibrated on clips of the run's training split)",
+        choices=("none", "dynamic", "int8"),
+    )
+    samples: int = _f(
+        16, "clips of the run's validation split on which the export is compared with Keras"
+    )
+    calibration: int = _f(32, "--quantize int8: training clips that calibrate the activations")
+    tolerance: float = _f(
+        1e-4,
+        "largest max absolute difference of probabilities a float32 export may have from Keras "
+        "(a larger one is an error and nothing is written)",
+    )
+    data_root: str | None = _f(
+        None, "the run's dataset folder, if it moved; default: the one in the run's config.yaml"
+    )
+    verbose: int = _f(1, "0: warnings and errors only; 1: also progress and info lines")
+
+    stage: typing.ClassVar[str] = "export"
+
+
 # ---------------------------------------------------------------------------------------------
 # argparse / YAML plumbing
 
@@ -573,6 +618,9 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         tp, optional = _base_type(hints[f.name])
         meta = f.metadata
         help_text = f"{meta.get('help', '')} (default: {f.default})"
+        if meta.get("positional"):  # e.g. predict.py INPUT; optional, so --config may give it
+            parser.add_argument(f.name, nargs="?", type=tp, help=help_text, metavar=f.name.upper())
+            continue
         flags = [f"--{f.name}"]
         if "_" in f.name:  # --video-modality works as well as --video_modality
             flags.append(f"--{f.name.replace('_', '-')}")
