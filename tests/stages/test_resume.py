@@ -200,6 +200,13 @@ def test_resume_names_the_options_that_differ(tmp_path, capsys):
     line = _one_error_line(capsys)
     assert "differs in epoch (run 6, now 8)" in line and f"--config {folder}/config.yaml" in line
     assert folder.is_dir()  # a failed --resume leaves the killed run as it was
+    try:  # the command the message suggests resumes it
+        argv = ["--config", f"{folder}/config.yaml", "--resume", str(folder), "--verbose", "0"]
+        assert run_cli(SensorConfig, _create, argv) == 0
+        assert json.loads((folder / "run.json").read_text())["resumed"] == 1
+    finally:
+        RunDir.discard_incomplete()
+    assert folder.is_dir()
 
 
 def test_resume_takes_the_newest_matching_killed_run_and_records_it(tmp_path):
@@ -339,3 +346,48 @@ def test_a_killed_sensor_run_resumes_twice_and_ends_as_an_uninterrupted_one(tiny
     assert points[1] == {"history.csv": "done", "history_final_fit.csv": second["epochs_done"]}
     # one backup per epoch over the three attempts: no finished epoch was trained twice
     assert info["backup"]["epochs"] == metrics["epochs_run"] + metrics["final_fit"]["epochs"]
+
+
+@pytest.mark.slow
+def test_a_generator_killed_in_its_control_fit_resumes_to_the_uninterrupted_result(
+    tiny_dataset, tmp_path
+):
+    """The shared-trunk generator: its head fit finished before the kill (skipped on resume, its
+    selected weights restored), its control fit (another seed, shuffled embedding arrays) is
+    continued after its last backup."""
+    import train_sensor
+    import train_video
+    import training_generator
+
+    args = common(tiny_dataset, tmp_path)
+    assert train_sensor.main([*args, "--epoch", "2", "--depth", "3", "--filters", "8"]) == 0
+    video = ["--epoch", "1", "--num_frames", "8", "--crop_size", "32", "--batch_size", "4"]
+    assert train_video.main([*args, *video]) == 0
+    gen = [*args, "--epoch", "30", "--patience", "100", "--hidden", "16", "--batch_size", "4"]
+    assert training_generator.main([*gen, "--run_name", "ref"]) == 0
+    ref = tmp_path / "VSL" / "generator" / "ref"
+    killed = tmp_path / "VSL" / "generator" / ".k.incomplete"
+    script = str(REPO / "training_generator.py")
+
+    state = _run_until(
+        [script, *gen, "--run_name", "k"], killed / "resume" / "history_control.json", 3
+    )
+    assert json.loads((killed / "resume" / "history.json").read_text())["done"]
+    done = subprocess.run(
+        [sys.executable, script, *gen, "--resume"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "VSL" / "generator" / "k"
+    for name in ("history.csv", "history_control.csv"):
+        assert (run / name).read_text() == (ref / name).read_text(), name
+    metrics, ref_metrics = (json.loads((r / "metrics.json").read_text()) for r in (run, ref))
+    metrics.pop("seconds"), ref_metrics.pop("seconds")
+    assert metrics == ref_metrics
+    for stem in ("generator_head", "control_head"):
+        pairs = zip(
+            _weights(run / f"{stem}.weights.h5"), _weights(ref / f"{stem}.weights.h5"), strict=True
+        )
+        for a, b in pairs:
+            np.testing.assert_array_equal(a, b)
+    fits = json.loads((run / "run.json").read_text())["resume_points"][0]["fits"]
+    assert fits == {"history.csv": "done", "history_control.csv": state["epochs_done"]}

@@ -564,7 +564,7 @@ def resumable_fit(
     Returns:
         The backup (``rows``: the history of every epoch, restored ones included), or None.
     """
-    if run is None:
+    if not isinstance(run, RunDir):  # no run (or a stand-in with only a path): no backup
         fit([])
         return None
     backup = EpochBackup(run, history_file, data=data, state=state)
