@@ -538,6 +538,8 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
             kwargs.update(nargs="?", const=meta["const"])
         kwargs["type"] = _none_or(tp) if optional else tp
         kwargs["metavar"] = "PATH_OR_NONE" if optional and tp is str else None
+        if "const" in meta:
+            kwargs["metavar"] = "PATH"
         parser.add_argument(*flags, **kwargs)
         if optional:
             parser.add_argument(

@@ -17,7 +17,7 @@ import pytest
 from tests.stages.stage_cli import common
 from vsfusion.cli import run_cli
 from vsfusion.config import SensorConfig, config_to_yaml, parse_config
-from vsfusion.stages.common import BestOnValidation, RunDir, seed_everything
+from vsfusion.stages.common import BestOnValidation, RunDir, StageError, seed_everything
 from vsfusion.stages.resume import (
     ArrayBatches,
     config_differences,
@@ -232,6 +232,8 @@ def test_a_killed_run_is_not_deleted_by_a_new_run_of_its_name(tmp_path, capsys):
     assert folder.is_dir()
     cfg = continue_killed(SensorConfig(checkpoints=str(tmp_path), run_name="r"))
     assert cfg.resume == str(folder)  # what reproduce.py does when run again
+    with pytest.raises(StageError, match="killed sensor run with other options \\(epoch"):
+        continue_killed(SensorConfig(checkpoints=str(tmp_path), run_name="r", epoch=3))
 
 
 def test_a_run_being_written_is_not_resumed(tmp_path, capsys):

@@ -311,7 +311,11 @@ def check_leftover(folder: Path, cfg: StageConfig) -> None:
 
 def continue_killed(cfg: StageConfig, stage: str | None = None) -> StageConfig:
     """``cfg`` with ``resume`` set to its killed run when one of its ``run_name`` exists (what
-    ``reproduce.py`` does when run again after a kill); ``cfg`` itself otherwise."""
+    ``reproduce.py`` does when run again after a kill); ``cfg`` itself otherwise.
+
+    Raises:
+        StageError: That killed run was made with other options.
+    """
     if not hasattr(cfg, "resume") or cfg.resume or not cfg.run_name:
         return cfg
     folder = (
@@ -319,6 +323,12 @@ def continue_killed(cfg: StageConfig, stage: str | None = None) -> StageConfig:
     )
     if not folder.is_dir():
         return cfg
+    diffs = _differences(folder, cfg) if (folder / "config.yaml").is_file() else ["config.yaml"]
+    if diffs:
+        raise StageError(
+            f"{folder} holds a killed {cfg.stage} run with other options ({_listed(diffs)}); "
+            "use another --out or remove that folder"
+        )
     logger.info("continuing the killed run %s", folder)
     return dataclasses.replace(cfg, resume=str(folder))
 
