@@ -120,6 +120,15 @@ class TrainingConfig(StageConfig):
         "<run>/tensorboard/ (view with: tensorboard --logdir <checkpoints>; the tensorboard "
         "package itself is not needed to write them); curves.png is written either way",
     )
+    resume: str | None = _f(
+        None,
+        "continue a killed run from its last finished epoch: --resume alone takes the newest "
+        "killed run of this stage (and --run_name, if given) whose config.yaml matches these "
+        "options (verbose, workers, checkpoints, tensorboard may differ); --resume PATH that run "
+        "(its .<name>.incomplete folder or final path). Finished runs are never touched",
+        const="auto",
+        record=False,
+    )
 
 
 @dataclass
@@ -633,8 +642,12 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
+        if "const" in meta:  # the flag alone means ``const`` (--resume)
+            kwargs.update(nargs="?", const=meta["const"])
         kwargs["type"] = _none_or(tp) if optional else tp
         kwargs["metavar"] = "PATH_OR_NONE" if optional and tp is str else None
+        if "const" in meta:
+            kwargs["metavar"] = "PATH"
         parser.add_argument(*flags, **kwargs)
         if optional:
             parser.add_argument(
@@ -776,6 +789,8 @@ def parse_config(cls: type[C], argv: list[str] | None = None, **defaults: Any) -
 
 
 def config_to_yaml(cfg: StageConfig) -> str:
-    """The resolved configuration as YAML text (stage name first)."""
-    data = {"stage": cfg.stage, **dataclasses.asdict(cfg)}
+    """The resolved configuration as YAML text (stage name first); fields marked
+    ``record=False`` (how to run, not what: ``resume``) are left out."""
+    kept = {f.name for f in dataclasses.fields(cfg) if f.metadata.get("record", True)}
+    data = {"stage": cfg.stage, **{k: v for k, v in dataclasses.asdict(cfg).items() if k in kept}}
     return yaml.safe_dump(data, sort_keys=False)
