@@ -42,6 +42,7 @@ __all__ = [
     "GeneratorConfig",
     "FusionConfig",
     "ReproduceConfig",
+    "PredictConfig",
     "build_parser",
     "parse_config",
     "config_to_yaml",
@@ -467,6 +468,37 @@ class ReproduceConfig(StageConfig):
 # argparse / YAML plumbing
 
 
+@dataclass
+class PredictConfig:
+    """Class probabilities of new videos (and sensor recordings) from a fusion run (predict.py)."""
+
+    input: str | None = _f(
+        None,
+        "a video file, a folder of videos (searched recursively), a cached clip .npy, or a "
+        "webcam index (0 is the first camera)",
+        positional=True,
+    )
+    model: str | None = _f(
+        None,
+        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
+        "newest run) or its deploy.keras",
+        aliases=("--model_path",),
+    )
+    sensor: str | None = _f(
+        None,
+        "a sensor recording (.csv or .npy) of the video: predicts with video + real sensor "
+        "(deploy_sensor.keras) instead of video + generated sensor",
+    )
+    top_k: int = _f(5, "classes printed (and written) per video, most probable first")
+    out: str | None = _f(
+        None, "write the predictions to this .json or .csv file (comma-separated for both)"
+    )
+    seconds: float = _f(3.0, "webcam: length of the clip recorded, in seconds")
+    verbose: int = _f(1, "0: warnings and errors only; 1: also progress and info lines")
+
+    stage: typing.ClassVar[str] = "predict"
+
+
 def _base_type(tp: Any) -> tuple[type, bool]:
     """Return (python type, optional?) for a dataclass field annotation."""
     origin = typing.get_origin(tp)
@@ -513,6 +545,9 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         tp, optional = _base_type(hints[f.name])
         meta = f.metadata
         help_text = f"{meta.get('help', '')} (default: {f.default})"
+        if meta.get("positional"):  # e.g. predict.py INPUT; optional, so --config may give it
+            parser.add_argument(f.name, nargs="?", type=tp, help=help_text, metavar=f.name.upper())
+            continue
         flags = [f"--{f.name}"]
         if "_" in f.name:  # --video-modality works as well as --video_modality
             flags.append(f"--{f.name.replace('_', '-')}")
