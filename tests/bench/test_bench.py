@@ -20,7 +20,7 @@ def test_bench_reports_rates_and_efficiency(tmp_path):
     argv = ["--out", str(out), "--backbones", "i3d,r2plus1d_18", "--sizes", "32", "--steps", "1"]
     # oneDNN off is skipped: TensorFlow's fallback Conv3D takes ~30 s per I3D step at 32x32 px;
     # the fused comparison has its own test below
-    assert bench.main([*argv, "--skip", "prep,onednn,fused", "--imitate", "avx2"]) == 0
+    assert bench.main([*argv, "--skip", "prep,onednn,fused,serve", "--imitate", "avx2"]) == 0
     results = json.loads(out.read_text())
     assert results["imitate"] == "avx2" and results["machine"]["onednn_max_isa"] == "AVX2"
     assert results["machine"]["onednn"] is True
@@ -50,7 +50,7 @@ def test_bench_fused_model_against_one_video_pass(tmp_path):
     """``--skip`` everything but the fused comparison: three timings of one run, and the ratios."""
     out = tmp_path / "fused.json"
     argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "2"]
-    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader"]) == 0
+    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader,serve"]) == 0
     results = json.loads(out.read_text())
     assert results["backbones"] == [] and results["light_vs_i3d"] == {}
     assert not {"onednn_speedup", "preparation", "loader"} & set(results)

@@ -6,9 +6,7 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ sys.path.insert(0, str(REPO))
 import serve  # noqa: E402
 from tests.stages import test_predict  # noqa: E402
 from vsfusion.inference import Predictor  # noqa: E402
-from vsfusion.server.client import encode_frame, post_clip  # noqa: E402
+from vsfusion.server.client import ServerProcess, encode_frame, post_clip  # noqa: E402
 
 #: The fixture ``run``: a tiny fusion run of mp4 videos + sensor CSVs, its cache reading 12 frames
 #: of 40 px (``(data root, fusion run folder)``), as predict.py's tests train it.
@@ -50,50 +48,6 @@ CHROMIUM_ARGS = [
 LIMIT_MB = 0.2
 
 
-class Served:
-    """``python serve.py RUN --port 0 ...`` as a child process; ``url`` once it listens."""
-
-    def __init__(self, args: list[str]) -> None:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, str(REPO / "serve.py"), *args, "--port", "0"]
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-        )
-        self.log: list[str] = []
-        found = threading.Event()
-        self.url = ""
-
-        def read() -> None:
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"serving (http://127\.0\.0\.1:\d+)/", line)
-                if m:
-                    self.url = m.group(1)
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + 180
-        while not found.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail("serve.py did not start:\n" + "".join(self.log))
-        for _ in range(100):  # the log line comes just before uvicorn accepts
-            try:
-                socket.create_connection(("127.0.0.1", int(self.url.rsplit(":", 1)[1])), 1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def _test_videos(root: Path) -> list[Path]:
     return sorted((root / "test").rglob("*.mp4"))
 
@@ -107,9 +61,8 @@ def _start_sensor(root: Path) -> Path:
 def server(run):
     root, fusion = run
     args = ["--max_upload_mb", str(LIMIT_MB), "--every", "2", "--sensor", _start_sensor(root)]
-    served = Served([str(fusion), *map(str, args)])
-    yield served
-    served.stop()
+    with ServerProcess([fusion, *args]) as served:
+        yield served
     assert served.proc.returncode is not None
 
 
@@ -342,3 +295,44 @@ def test_bad_start_is_one_error_line(run, tmp_path, capsys):
             assert len(err) == 1 and err[0].startswith("error:") and message in err[0], (case, err)
     finally:
         taken.close()
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "bench" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_serve_benchmark_runs_short_against_the_served_run(server, run, predictor):
+    """bench/serve.py for 5 s with 3 clients (here, beside the served run, not in tests/bench:
+    one tiny fusion run trained for both)."""
+    bench = _bench_module()
+    root, _ = run
+    video = _test_videos(root)[0]
+    result = bench.bench_serve(
+        None, {"test clip": video}, uploads=2, clients=3, seconds=5, url=server.url, pid=server.pid
+    )
+    [upload] = result["upload"]
+    assert upload["name"] == "test clip" and upload["uploads"] == 2
+    assert 0 < upload["min_s"] <= upload["median_s"] <= upload["max_s"]
+    assert upload["models"] == ["video", "video+sensor"]  # the --sensor given at start
+    live = result["live"]
+    assert live["clients"] == 3 and live["dropped"] == 0 and live["errors"] == 0
+    assert live["frames_sent"] == 3 * 5 * 10
+    assert live["min_predictions_per_client"] >= 1
+    assert live["predictions"] <= live["frames_sent"] // result["every"]
+    assert live["window"] == result["window"] == _clip_length(predictor)
+    assert 0 < live["rss_mb"]["start"] <= live["rss_mb"]["peak"]
+    assert live["rss_growth"] == pytest.approx(
+        live["rss_mb"]["end"] / live["rss_mb"]["start"], 1e-2
+    )
+    assert (
+        set(result["meets"]) == {"upload_s", "dropped", "rss_growth"} and result["meets"]["dropped"]
+    )
+    text = "\n".join(bench.markdown(result))
+    assert "| test clip (" in text and "3 WebSocket clients x 10 frames/s" in text
+    with pytest.raises(ValueError, match="127.0.0.1 only"):
+        bench.bench_serve(None, {}, url="http://example.org:80")

@@ -14,6 +14,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +28,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-__all__ = ["encode_frame", "encode_multipart", "post_clip"]
+__all__ = ["ServerProcess", "encode_frame", "encode_multipart", "memory_mb", "post_clip"]
+
+#: The repository root, where serve.py is.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The line serve.py logs once it listens (its URL in group 1).
+SERVING = re.compile(r"serving (http://[^\s/]+)/")
 
 
 def encode_multipart(files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -108,3 +119,102 @@ def encode_frame(frame: np.ndarray, kind: str = ".jpg", quality: int = 80) -> by
     if not ok:
         raise ValueError(f"cannot encode a {np.asarray(frame).shape} frame as {kind}")
     return data.tobytes()
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory now (``rss``) and its peak so far (``peak``), in MB (Linux
+    ``/proc``).
+
+    Example:
+        >>> memory_mb(os.getpid())["rss"] > 0
+        True
+    """
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) / 1024
+    return fields
+
+
+class ServerProcess:
+    """``python serve.py RUN ... --port 0`` as a child process, ready once it listens.
+
+    The child's log (stderr) is kept in :attr:`log`; :attr:`url` is where it serves.
+
+    Args:
+        args: serve.py's arguments (the run first); ``--port 0`` is added.
+        env: Extra environment variables.
+        timeout: Seconds to wait for the server to listen (loading and warming up the models).
+
+    Raises:
+        RuntimeError: The server exited or did not listen in time (its log in the message).
+
+    Example:
+        >>> with ServerProcess(["checkpoints/demo/fusion/latest"]) as server:  # doctest: +SKIP
+        ...     post_clip(server.url, "clip.mp4")
+    """
+
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, timeout: float = 300.0
+    ) -> None:
+        child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, str(Path(REPO_ROOT) / "serve.py"), *map(str, args), "--port", "0"]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env={**child_env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.url = ""
+        listening = threading.Event()
+
+        def read() -> None:
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = SERVING.search(line)
+                if m and not self.url:
+                    self.url = m.group(1)
+                    listening.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not listening.wait(0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("serve.py did not start:\n" + "".join(self.log[-30:]))
+        host, port = urlsplit(self.url).hostname, urlsplit(self.url).port
+        for _ in range(100):  # the line is logged just before uvicorn accepts
+            try:
+                socket.create_connection((host, port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def memory_mb(self) -> dict[str, float]:
+        """:func:`memory_mb` of the server."""
+        return memory_mb(self.pid)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: uvicorn's graceful shutdown; SIGKILL after 20 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
