@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -205,17 +206,39 @@ def _frame_bytes(message: dict[str, Any], index: int) -> bytes | None:
         raise DataError(f"message {index}: the image is not valid base64; {_FRAME_HINT}") from None
 
 
+class _Snapshot:
+    """The live window as it is when the first model's thread reads it (the other model of the
+    same prediction gets the same frames), and when that was."""
+
+    def __init__(self, read: Callable[[], tuple[list[np.ndarray], int]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self.frames: list[np.ndarray] | None = None
+        self.index = 0
+        self.time = 0.0
+
+    def __call__(self) -> list[np.ndarray]:
+        with self._lock:
+            if self.frames is None:
+                self.frames, self.index = self._read()
+                self.time = time.perf_counter()
+            return self.frames
+
+
 class LiveStream:
     """One webcam stream: a sliding window of its last frames and its predictions.
 
     Every decoded frame joins the window (the oldest leaves once it holds ``window`` frames).
     When the window is full, at least ``every`` frames arrived since the last prediction started
-    and none is in flight, a prediction of the window starts; frames arriving during it only
-    move the window on (dropped, not queued).
+    and none is in flight, a prediction starts. It reads the window only when its model's thread
+    is free, so the answer is of the newest frames even when other streams keep the model busy;
+    frames arriving meanwhile only move the window on (dropped, not queued).
 
-    Messages sent to the client (JSON): ``{"type": "hello", ...}`` once, ``{"type":
-    "prediction", "frame": n, "results": {...}, "seconds": s}``, ``{"type": "error", "message":
-    "..."}`` for a malformed message (the stream goes on).
+    Messages sent to the client (JSON): ``{"type": "hello", ...}`` once; ``{"type":
+    "prediction", "frame": n, "results": {...}, "seconds": s, "waited": w}`` (``n``: messages
+    received when the window was read; ``s``: from then to the answer; ``w``: the wait for a
+    free model before); ``{"type": "error", "message": "..."}`` for a malformed message (the
+    stream goes on).
     """
 
     def __init__(self, server: _Server, ws: WebSocket) -> None:
@@ -226,6 +249,11 @@ class LiveStream:
         self.since = 0
         self.task: asyncio.Task | None = None
         self._send_lock = asyncio.Lock()
+        self._frames_lock = threading.Lock()  # the models' threads read the window
+
+    def _window(self) -> tuple[list[np.ndarray], int]:
+        with self._frames_lock:
+            return list(self.frames), self.received
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -246,7 +274,8 @@ class LiveStream:
             try:
                 data = _frame_bytes(message, self.received)
                 if data is None:
-                    self.frames.clear()
+                    with self._frames_lock:
+                        self.frames.clear()
                     self.since = 0
                     continue
                 frame = await run_in_threadpool(decode_frame, data, self.received)
@@ -260,24 +289,28 @@ class LiveStream:
             except DataError as exc:
                 await self.send({"type": "error", "message": str(exc)})
                 continue
-            self.frames.append(frame)
+            with self._frames_lock:
+                self.frames.append(frame)
             self.since += 1
             busy = self.task is not None and not self.task.done()
             if len(self.frames) == s.window and self.since >= s.every and not busy:
                 self.since = 0
-                self.task = asyncio.create_task(self._predict(list(self.frames), self.received))
+                self.task = asyncio.create_task(self._predict())
 
-    async def _predict(self, frames: list[np.ndarray], index: int) -> None:
+    async def _predict(self) -> None:
         start = time.perf_counter()
+        window = _Snapshot(self._window)
         try:
-            results = await self.server.predict(frames, self.server.sensor)
-            message = {"type": "prediction", "frame": index, "results": results}
+            results = await self.server.predict(window, self.server.sensor)
+            message = {"type": "prediction", "frame": window.index, "results": results}
         except DataError as exc:
             message = {"type": "error", "message": str(exc)}
         except Exception as exc:  # noqa: BLE001 - a bug: logged, the stream goes on
             logger.exception("live prediction failed")
             message = {"type": "error", "message": f"internal error ({type(exc).__name__})"}
-        message["seconds"] = round(time.perf_counter() - start, 4)
+        read = window.time or start
+        message["seconds"] = round(time.perf_counter() - read, 4)
+        message["waited"] = round(read - start, 4)
         try:
             await self.send(message)
         except (WebSocketDisconnect, RuntimeError, OSError):  # the client left meanwhile
@@ -332,15 +365,21 @@ class _Server:
             "sensor_types": list(SENSOR_TYPES),
         }
 
+    def _predict_video(self, video: Any, sensor: Any) -> np.ndarray:
+        """In a model's thread: the prediction of a video (a live :class:`_Snapshot` is read
+        now)."""
+        frames = video() if isinstance(video, _Snapshot) else video
+        return self.predictor.predict_video(frames, sensor=sensor)
+
     async def predict(self, video: Any, sensor: Any = None) -> dict[str, list]:
         """Top-5 of the video model, and of the video + sensor model when ``sensor`` is given,
         each in its model's runner (the two models run side by side)."""
         if sensor is not None and WITH_SENSOR not in self.runners:
             self.predictor.model_file(True)  # raises the DataError saying why it is absent
-        calls = {VIDEO: self.runners[VIDEO].run(self.predictor.predict_video, video)}
+        calls = {VIDEO: self.runners[VIDEO].run(self._predict_video, video, None)}
         if sensor is not None:
             runner = self.runners[WITH_SENSOR]
-            calls[WITH_SENSOR] = runner.run(self.predictor.predict_video, video, sensor=sensor)
+            calls[WITH_SENSOR] = runner.run(self._predict_video, video, sensor)
         probs = await asyncio.gather(*calls.values())
         return {
             key: [[name, round(float(p), 6)] for name, p in self.predictor.top_k(pr, TOP_K)]

@@ -166,7 +166,7 @@ function onLiveMessage(event) {
     live.answers += 1;
     showError($("live-error"), "");
     render($("live-results"), m.results, m.sensor || (info && info.sensor));
-    liveStatus(`last took ${m.seconds.toFixed(2)} s`);
+    liveStatus(`the last took ${m.seconds.toFixed(2)} s after ${m.waited.toFixed(2)} s waiting for the model`);
   } else if (m.type === "error") {
     showError($("live-error"), m.message);
   }
