@@ -25,4 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from vsfusion.runtime import skip_optional_imports
+
+    skip_optional_imports()  # JAX, scikit-learn, matplotlib: TF/Keras load them, unused here
     sys.exit(main())

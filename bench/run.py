@@ -25,7 +25,9 @@
    ``cv2.VideoCapture.read`` and then samples.
 5. Loader throughput (clips/s, training augmentation) against the fastest training step at the
    same clip size.
-6. serve.py's page on 127.0.0.1 (``bench/serve.py``): upload answer time and a bounded live load
+6. ``predict.py`` end to end on one 3 s clip with the light backbone's fused model, against the
+   2 s target (``bench/predict.py``).
+7. serve.py's page on 127.0.0.1 (``bench/serve.py``): upload answer time and a bounded live load
    (``--serve_clients`` WebSocket clients for ``--serve_seconds``), on ``--serve_run`` or a demo
    run trained for it.
 
@@ -37,7 +39,8 @@ Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and pri
 
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
        [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
-       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader,serve]
+       [--fused_backbone i3d] [--reps 15]
+       [--skip backbones,onednn,fused,prep,loader,predict,serve]
        [--serve_run RUN] [--serve_clients 20] [--serve_seconds 60]
 """
 
@@ -232,7 +235,20 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
 
 
 #: What ``--skip`` can leave out.
-SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "serve")
+SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "predict", "serve")
+
+
+def _predict_bench():  # noqa: ANN202 - the module bench/predict.py
+    """``bench/predict.py`` (6. in the docstring), loaded by path: ``predict`` is also the CLI."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_predict", Path(__file__).with_name("predict.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: The fused models compared with one video classifier pass, and the most time each may take
 #: relative to it (the project's targets for the fusion stage's model at test time).
@@ -469,6 +485,8 @@ def markdown(results: dict) -> str:
             f"Loader at {'x'.join(map(str, loader['clip'][:3]))}: {loader['loader_clips_per_s']} "
             f"clips/s, {loader.get('times_fastest_train_step', '-')}x the fastest training step."
         )
+    if results.get("predict"):
+        lines += ["", _predict_bench().markdown(results["predict"]).rstrip()]
     if results.get("serve"):
         lines += _bench_serve().markdown(results["serve"])
     return "\n".join(lines) + "\n"
@@ -584,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
                     entry["loader_clips_per_s"] / max(rates), 1
                 )
             results["loader"].append(entry)
+    if "predict" not in skip:
+        results["predict"] = _predict_bench().bench_predict(reps=3)
     if "serve" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             results["serve"] = _bench_serve().serve_benchmark(

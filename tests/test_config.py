@@ -167,3 +167,15 @@ def test_a_bad_command_line_is_one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1
     assert err[0].startswith("error: argument --backbone: invalid choice: 'vgg'")
+
+
+def test_a_positional_field_is_the_command_lines_bare_argument(tmp_path):
+    from vsfusion.config import PredictConfig
+
+    cfg = parse_config(PredictConfig, ["clip.mp4", "--model", "run", "--top-k", "3"])
+    assert (cfg.input, cfg.model, cfg.top_k, cfg.sensor) == ("clip.mp4", "run", 3, None)
+    assert parse_config(PredictConfig, ["--model_path", "run"]).input is None
+    path = tmp_path / "p.yaml"
+    path.write_text("input: videos/\nmodel: run\n")
+    assert parse_config(PredictConfig, ["--config", str(path)]).input == "videos/"
+    assert parse_config(PredictConfig, ["--config", str(path), "0"]).input == "0"

@@ -69,7 +69,10 @@ MODEL_KEYS = {False: VIDEO, True: f"{VIDEO}+{SENSOR}"}
 
 #: Readers of a file whose in-memory counterpart is known: (module, name) -> the function taking
 #: the frames or the array instead of a path, with the same keyword parameters.
-_FRAME_READERS = {("vsfusion.data.video", "read_clip"): ("vsfusion.data.video", "clip_from_frames")}
+_FRAME_READERS = {
+    ("vsfusion.data.video", "read_clip"): ("vsfusion.data.video", "clip_from_frames"),
+    ("vsfusion.data.utd_mhad", "read_rgb"): ("vsfusion.data.video", "clip_from_frames"),
+}
 _ARRAY_READERS = {
     ("vsfusion.data.folder", "read_sensor_file"): ("vsfusion.data.folder", "sensor_from_array")
 }
