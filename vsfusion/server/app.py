@@ -16,7 +16,7 @@
 
 Model calls never run on the event loop: each deployable model has its own one-thread executor
 (:class:`ModelRunner`), so one model computes one prediction at a time while the loop keeps
-answering; frame decoding runs in a small shared pool. A live stream keeps only its last ``window``
+answering; frames are decoded in worker threads too. A live stream keeps only its last ``window``
 frames and has at most one prediction in flight: frames that arrive meanwhile replace older ones
 instead of queueing, so a slow model makes the answers rarer, never the memory grow.
 
