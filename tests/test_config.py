@@ -180,3 +180,15 @@ def test_a_search_config_takes_the_tuned_stages_yaml_but_not_another_stages(tmp_
     video.write_text(config_to_yaml(VideoConfig()))
     with pytest.raises(ConfigError, match="video run, not of a tune_sensor run"):
         parse_config(SensorTuneConfig, ["--config", str(video)])
+
+
+def test_a_positional_field_is_the_command_lines_bare_argument(tmp_path):
+    from vsfusion.config import PredictConfig
+
+    cfg = parse_config(PredictConfig, ["clip.mp4", "--model", "run", "--top-k", "3"])
+    assert (cfg.input, cfg.model, cfg.top_k, cfg.sensor) == ("clip.mp4", "run", 3, None)
+    assert parse_config(PredictConfig, ["--model_path", "run"]).input is None
+    path = tmp_path / "p.yaml"
+    path.write_text("input: videos/\nmodel: run\n")
+    assert parse_config(PredictConfig, ["--config", str(path)]).input == "videos/"
+    assert parse_config(PredictConfig, ["--config", str(path), "0"]).input == "0"

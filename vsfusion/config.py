@@ -48,6 +48,8 @@ __all__ = [
     "StreamTuneConfig",
     "TUNE_CONFIGS",
     "ExportConfig",
+    "PredictConfig",
+    "ServeConfig",
     "build_parser",
     "parse_config",
     "config_to_yaml",
@@ -579,6 +581,61 @@ class ExportConfig:
 
 # ---------------------------------------------------------------------------------------------
 # argparse / YAML plumbing
+
+
+@dataclass
+class PredictConfig:
+    """Class probabilities of new videos (and sensor recordings) from a fusion run (predict.py)."""
+
+    input: str | None = _f(
+        None,
+        "a video file, a folder of videos (searched recursively), a cached clip .npy, or a "
+        "webcam index (0 is the first camera)",
+        positional=True,
+    )
+    model: str | None = _f(
+        None,
+        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
+        "newest run) or its deploy.keras",
+        aliases=("--model_path",),
+    )
+    sensor: str | None = _f(
+        None,
+        "a sensor recording (.csv or .npy) of the video: predicts with video + real sensor "
+        "(deploy_sensor.keras) instead of video + generated sensor",
+    )
+    top_k: int = _f(5, "classes printed (and written) per video, most probable first")
+    out: str | None = _f(
+        None, "write the predictions to this .json or .csv file (comma-separated for both)"
+    )
+    seconds: float = _f(3.0, "webcam: length of the clip recorded, in seconds")
+    verbose: int = _f(1, "0: warnings and errors only; 1: also progress and info lines")
+
+    stage: typing.ClassVar[str] = "predict"
+
+
+@dataclass
+class ServeConfig:
+    """A page in the browser that names the action of an uploaded clip or the webcam (serve.py)."""
+
+    run: str | None = _f(
+        None,
+        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
+        "newest run) or its deploy.keras",
+        positional=True,
+    )
+    sensor: str | None = _f(
+        None,
+        "a sensor recording (.csv or .npy) used with every clip and the webcam unless an upload "
+        "brings its own: the page then shows the video + sensor model's top 5 too",
+    )
+    host: str = _f("127.0.0.1", "address to listen on; 127.0.0.1 keeps the page to this machine")
+    port: int = _f(8000, "port to listen on (0: a free one)")
+    max_upload_mb: float = _f(50.0, "largest upload (video and sensor together), in MB")
+    every: int = _f(4, "webcam: predict every this many frames (when the model keeps up)")
+    verbose: int = _f(1, "0: warnings and errors only; 1: also start-up and request lines")
+
+    stage: typing.ClassVar[str] = "serve"
 
 
 def _base_type(tp: Any) -> tuple[type, bool]:

@@ -27,11 +27,13 @@ from typing import Any
 
 __all__ = [
     "ONEDNN_VARIABLE",
+    "OPTIONAL_IMPORTS",
     "configure",
     "cpu_flags",
     "import_backend_quietly",
     "machine_info",
     "simd_level",
+    "skip_optional_imports",
 ]
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
@@ -88,6 +90,35 @@ def import_backend_quietly() -> None:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+#: Packages TensorFlow and Keras import at start-up when they are installed, each behind
+#: ``try: import ... except ImportError``, that inference never uses: JAX (TensorFlow's TFLite
+#: converter), scikit-learn (Keras' scikit-learn wrappers) and matplotlib (Keras' image gallery).
+#: Together about a quarter of ``import keras`` on the machines measured (README, predict.py).
+OPTIONAL_IMPORTS = ("jax", "sklearn", "matplotlib")
+
+
+def skip_optional_imports(names: tuple[str, ...] = OPTIONAL_IMPORTS) -> list[str]:
+    """Make ``import NAME`` fail fast in this process for the packages ``names`` not loaded yet.
+
+    For short-lived inference processes (``predict.py``), before Keras is imported: TensorFlow and
+    Keras then take their ``ImportError`` branches instead of loading packages they do not need
+    there. The Keras backend's own package (``KERAS_BACKEND=jax``) is never skipped. Do not call it
+    in a process that uses one of them.
+
+    Returns:
+        The names skipped.
+
+    Example:
+        >>> skip_optional_imports(())
+        []
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    skipped = [n for n in names if n not in sys.modules and n != backend]
+    for name in skipped:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    return skipped
 
 
 @cache
