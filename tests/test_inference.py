@@ -164,6 +164,11 @@ def test_model_paths_resolve_to_the_run(cached, tmp_path):
     (run / "fused.keras").write_bytes(b"")
     with pytest.raises(DataError, match="fused.keras: not a deployable model of this run"):
         Predictor.load(run / "fused.keras")
+    info = json.loads((run / "predictor.json").read_text())
+    info["models"]["video"]["inputs"] = ["depth", "skeleton"]
+    (run / "predictor.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match="takes \\['depth', 'skeleton'\\], not video;"):
+        Predictor.load(run)
     (run / "predictor.json").write_text("{}")
     with pytest.raises(DataError, match="not a predictor description of this version"):
         Predictor.load(run)

@@ -142,5 +142,6 @@ def test_bench_predict_times_the_whole_process_and_its_phases(tmp_path):
     phases = result["in_process"]
     assert phases["input_shape"] == [4, 32, 32, 3]
     assert phases["total_s"] >= phases["load_s"] > 0 and phases["warm_predict_s"] > 0
+    assert phases["compile_s"] > 0 and phases["warm_compiled_predict_s"] > 0
     assert result["meets_target"] == (process["predict_py"]["median_s"] <= result["target_s"])
     assert "predict.py clip.mp4" in module.markdown(result)
