@@ -19,8 +19,9 @@ def test_bench_reports_rates_and_efficiency(tmp_path):
     out = tmp_path / "results.json"
     argv = ["--out", str(out), "--backbones", "i3d,r2plus1d_18", "--sizes", "32", "--steps", "1"]
     # oneDNN off is skipped: TensorFlow's fallback Conv3D takes ~30 s per I3D step at 32x32 px;
-    # the fused comparison has its own test below
-    assert bench.main([*argv, "--skip", "prep,onednn,fused,predict", "--imitate", "avx2"]) == 0
+    # the fused comparison and the export latencies have their own tests below
+    skip = "prep,onednn,fused,export,predict,serve"
+    assert bench.main([*argv, "--skip", skip, "--imitate", "avx2"]) == 0
     results = json.loads(out.read_text())
     assert results["imitate"] == "avx2" and results["machine"]["onednn_max_isa"] == "AVX2"
     assert results["machine"]["onednn"] is True
@@ -50,7 +51,7 @@ def test_bench_fused_model_against_one_video_pass(tmp_path):
     """``--skip`` everything but the fused comparison: three timings of one run, and the ratios."""
     out = tmp_path / "fused.json"
     argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "2"]
-    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader,predict"]) == 0
+    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader,export,predict,serve"]) == 0
     results = json.loads(out.read_text())
     assert results["backbones"] == [] and results["light_vs_i3d"] == {}
     assert not {"onednn_speedup", "preparation", "loader"} & set(results)
@@ -92,6 +93,29 @@ def test_bench_interleaves_the_timed_calls():
 def test_bench_rejects_an_unknown_skip(tmp_path):
     with pytest.raises(SystemExit):
         bench.main(["--out", str(tmp_path / "r.json"), "--skip", "fusion"])
+
+
+def test_bench_export_times_keras_onnx_and_litert_per_clip(tmp_path):
+    """``--skip`` everything but the export latencies: one fused I3D model, three runtimes timed
+    on the same clip, the exports within 1e-4 of Keras."""
+    out = tmp_path / "export.json"
+    argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "3"]
+    skip = ["--skip", "backbones,onednn,fused,prep,loader", "--export_backbones", "i3d"]
+    assert bench.main([*argv, *skip]) == 0
+    results = json.loads(out.read_text())
+    [run] = results["export"]["runs"]
+    assert run["backbone"] == "i3d" and run["clip"] == [8, 32, 32, 3] and run["reps"] == 3
+    for name in ("keras", "onnx", "litert"):
+        times = run["times_s"][name]
+        assert len(times) == 3 and min(times) > 0
+        assert run["clip_s"][name] == pytest.approx(statistics.median(times), abs=1e-5)
+        assert run["speedup_vs_keras"][name] == pytest.approx(
+            run["clip_s"]["keras"] / run["clip_s"][name], rel=0.02
+        )
+    for fmt in ("onnx", "litert"):
+        assert run["max_abs_diff"][fmt] <= 1e-4 and run["size_mib"][fmt] > 1
+    md = out.with_suffix(".md").read_text()
+    assert "| i3d | 8x32x32 | ONNX Runtime |" in md and "| i3d | 8x32x32 | LiteRT |" in md
 
 
 def test_bench_predict_times_the_whole_process_and_its_phases(tmp_path):
