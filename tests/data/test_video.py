@@ -130,14 +130,7 @@ def test_real_video_samples_decode(shared_data):
 @pytest.mark.parametrize("crop", ["centre", "person"])
 def test_clip_from_frames_is_read_clip_on_decoded_frames(tmp_path, crop):
     path = write_mp4(tmp_path / "a.mp4", n_frames=23, hw=(48, 64))
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(video.bgr_to_rgb(frame))
-    cap.release()
+    frames = video.decode_frames(path)
     want, info = video.read_clip(str(path), 7, 24, crop=crop, with_info=True)
     got, got_info = video.clip_from_frames(frames, 7, 24, crop=crop, with_info=True)
     np.testing.assert_array_equal(got, want)

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import websockets.sync.client as ws_client
@@ -20,6 +19,7 @@ sys.path.insert(0, str(REPO))
 
 import serve  # noqa: E402
 from tests.stages import test_predict  # noqa: E402
+from vsfusion.data.video import decode_frames  # noqa: E402
 from vsfusion.inference import Predictor  # noqa: E402
 from vsfusion.server.client import ServerProcess, encode_frame, post_clip  # noqa: E402
 
@@ -189,15 +189,7 @@ def test_the_server_refuses_oversized_bodies_itself(server, run):
 
 
 def _frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
+    return decode_frames(path)
 
 
 def _clip_length(predictor) -> int:

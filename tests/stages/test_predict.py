@@ -19,6 +19,7 @@ import training_generator  # noqa: E402
 import valid_generator  # noqa: E402
 from tests.stages.conftest import write_tiny_video_dataset  # noqa: E402
 from vsfusion.data import folder  # noqa: E402
+from vsfusion.data.video import decode_frames  # noqa: E402
 from vsfusion.inference import Predictor  # noqa: E402
 from vsfusion.stages.fusion import load_predictions  # noqa: E402
 
@@ -100,14 +101,7 @@ def test_frames_and_the_cached_clip_give_the_prediction_of_the_file(run):
     path = _source(root, sample_id, ".mp4")
     predictor = Predictor.load(fusion)
     want = predictor.predict_video(path)
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
+    frames = decode_frames(path)
     np.testing.assert_allclose(predictor.predict_video(frames), want, atol=1e-6)
     np.testing.assert_allclose(predictor.predict_video(np.stack(frames)), want, atol=1e-6)
     cached = next((fusion.parents[2] / "cache").rglob(f"video/{sample_id}.npy"))

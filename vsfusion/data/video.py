@@ -36,6 +36,7 @@ __all__ = [
     "crop_box",
     "crop_clip",
     "crop_params",
+    "decode_frames",
     "find_videos",
     "foreground_box",
     "log_crop",
@@ -261,6 +262,16 @@ def _decode(path: Path, keep: np.ndarray | None, size: int | None) -> tuple[list
     finally:
         cap.release()
     return frames, i
+
+
+def decode_frames(path: str | os.PathLike) -> list[np.ndarray]:
+    """Every frame of a video, in order, as RGB uint8 ``(H, W, 3)`` (what a webcam or a page
+    sends); :func:`read_video` samples and resizes instead.
+
+    Raises:
+        DataError: The file cannot be opened as a video.
+    """
+    return _decode(Path(path), None, None)[0]
 
 
 def read_video(
