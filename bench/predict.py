@@ -260,13 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in (
-        (out, json.dumps(result, indent=2) + "\n"),
-        (out.with_suffix(".md"), markdown(result)),
-    ):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    from vsfusion.data.io import atomic_write_text
+
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))
     return 0
 

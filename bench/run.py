@@ -630,13 +630,10 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.serve_seconds,
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in (
-        (out, json.dumps(results, indent=2) + "\n"),
-        (out.with_suffix(".md"), markdown(results)),
-    ):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    from vsfusion.data.io import atomic_write_text
+
+    atomic_write_text(out, json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(results))
     print(markdown(results))
     return 0
 

@@ -92,19 +92,16 @@ def write_demo_clip(run_data: Path, out: Path, fps: int = 8) -> Path:
 
 def _frames(path: Path, side: int) -> list[bytes]:
     """The clip's frames as JPEGs with the longer side ``side`` (what the page sends)."""
-    cap = cv2.VideoCapture(str(path))
+    from vsfusion.data.video import decode_frames
+
     frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
+    for frame in decode_frames(path):
         h, w = frame.shape[:2]
         scale = side / max(h, w)
         small = cv2.resize(
             frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
         )
-        frames.append(encode_frame(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)))
-    cap.release()
+        frames.append(encode_frame(small))
     if not frames:
         raise RuntimeError(f"{path}: no frames")
     return frames
