@@ -579,8 +579,11 @@ class ExportConfig:
     stage: typing.ClassVar[str] = "export"
 
 
-# ---------------------------------------------------------------------------------------------
-# argparse / YAML plumbing
+#: What predict.py and serve.py take as the model.
+_FUSION_RUN_HELP = (
+    "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
+    "newest run) or its deploy.keras"
+)
 
 
 @dataclass
@@ -595,8 +598,7 @@ class PredictConfig:
     )
     model: str | None = _f(
         None,
-        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
-        "newest run) or its deploy.keras",
+        _FUSION_RUN_HELP,
         aliases=("--model_path",),
     )
     sensor: str | None = _f(
@@ -620,8 +622,7 @@ class ServeConfig:
 
     run: str | None = _f(
         None,
-        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
-        "newest run) or its deploy.keras",
+        _FUSION_RUN_HELP,
         positional=True,
     )
     sensor: str | None = _f(
@@ -636,6 +637,10 @@ class ServeConfig:
     verbose: int = _f(1, "0: warnings and errors only; 1: also start-up and request lines")
 
     stage: typing.ClassVar[str] = "serve"
+
+
+# ---------------------------------------------------------------------------------------------
+# argparse / YAML plumbing
 
 
 def _base_type(tp: Any) -> tuple[type, bool]:
