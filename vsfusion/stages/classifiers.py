@@ -47,6 +47,7 @@ from vsfusion.stages.common import (
     save_model,
     seed_everything,
 )
+from vsfusion.stages.distribute import distributed
 
 __all__ = [
     "run_video",
@@ -204,6 +205,7 @@ def _train_plus_val(manifest: Manifest, modality: str) -> Any:
     return rows.reset_index(drop=True)
 
 
+@distributed
 def run_sensor(cfg: SensorConfig) -> RunDir:
     """Train the InceptionTime sensor classifier; normalisation statistics come from training data only."""
     seed_everything(cfg.seed)
@@ -252,6 +254,7 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
     return run
 
 
+@distributed
 def run_video(cfg: VideoConfig) -> RunDir:
     """Train the video classifier (``--backbone``): from scratch, fine-tuned from ``--pretrain``
     (a ``pretrain_video.py`` run of the same backbone, or Kinetics-style I3D weights), or, with
@@ -314,6 +317,7 @@ def run_video(cfg: VideoConfig) -> RunDir:
     return run
 
 
+@distributed
 def run_stream(cfg: StreamConfig) -> RunDir:
     """Train a classifier for one sequence stream (``--stream``: a column or a kind) with the
     trunk its kind names (or ``--trunk``), the kind's augmentation and the left-right mirror.

@@ -22,6 +22,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.splits import parse_subject_splits, subject_split
 from vsfusion.runtime import machine_info
+from vsfusion.stages import distribute
 from vsfusion.stages.tracking import history_rows, tensorboard_callback
 
 __all__ = [
@@ -119,6 +121,8 @@ class RunDir:
         self.started = time.time()
         # history files of the fits of this run, in order, and each one's selected epoch
         self.histories: dict[str, int | None] = {}
+        # a non-chief worker's temporary folder (removed when the run ends): None elsewhere
+        self.scratch: Path | None = None
 
     @classmethod
     def create(cls, cfg: StageConfig, stage: str | None = None) -> RunDir:
@@ -126,6 +130,10 @@ class RunDir:
         another folder than ``cfg.stage``, e.g. the stream a ``train_stream.py`` run trains)."""
         name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S") + f"_seed{cfg.seed}"
         final = Path(cfg.checkpoints) / cfg.dataset / (stage or cfg.stage) / name
+        scratch = None
+        if not distribute.is_chief():  # a multi-worker run's copy: the chief writes the run
+            scratch = Path(tempfile.mkdtemp(prefix="vsfusion-worker-"))
+            final = scratch / name
         if final.exists():
             raise StageError(f"{final} already exists; choose another --run_name or remove it")
         path = final.parent / f".{name}.incomplete"
@@ -133,6 +141,7 @@ class RunDir:
             shutil.rmtree(path)
         path.mkdir(parents=True)
         run = cls(path, final, cfg)
+        run.scratch = scratch
         cls._open.append(run)
         atomic_write_text(path / "config.yaml", config_to_yaml(cfg))
         run.write_json("run.json", run._info())
@@ -140,6 +149,7 @@ class RunDir:
         return run
 
     def _info(self, **extra: Any) -> dict[str, Any]:
+        replicas = distribute.current()
         return {
             "stage": self.cfg.stage,
             "seed": self.cfg.seed,
@@ -149,6 +159,7 @@ class RunDir:
             "python": platform.python_version(),
             "machine": machine_info(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            **({"distribute": replicas.record()} if replicas else {}),
             **extra,
         }
 
@@ -168,6 +179,8 @@ class RunDir:
         self.path = self.final
         RunDir._open.remove(self)
         atomic_write_text(self.final.parent / "latest", self.final.name + "\n")
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def record_history(self, history_file: str, selected_epoch: int | None = None) -> None:
         """Note that this run wrote ``history_file`` (a fit's rows per epoch) and which of its
@@ -195,7 +208,7 @@ class RunDir:
         """Remove the folders of runs that were created but did not finish (after an error)."""
         while cls._open:
             run = cls._open.pop()
-            shutil.rmtree(run.path, ignore_errors=True)
+            shutil.rmtree(run.scratch or run.path, ignore_errors=True)
             logger.info("removed incomplete run %s", run.path)
 
 
@@ -576,13 +589,15 @@ def fit_logged(
 ) -> list[dict[str, Any]]:
     """``model.fit`` for ``epochs`` without selection (the last epoch is kept), with the
     TensorBoard logger, writing ``history_file``; returns its rows."""
-    history = model.fit(
-        train,
-        epochs=epochs,
-        verbose=cfg.verbose,
-        callbacks=tracking_callbacks(cfg, run, history_file),
-        **fit_kwargs,
-    )
+    train, _, fit_kwargs = distribute.fit_data(train, None, fit_kwargs, seed=cfg.seed)
+    with distribute.fitting(model, train):
+        history = model.fit(
+            train,
+            epochs=epochs,
+            verbose=cfg.verbose,
+            callbacks=tracking_callbacks(cfg, run, history_file),
+            **fit_kwargs,
+        )
     rows = history_rows(history)
     write_history(run, history_file, rows)
     return rows
@@ -608,15 +623,17 @@ def fit_with_selection(
     "epochs_run"}`` and, for each logged metric in ``report``, its value at the selected epoch.
     """
     best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
+    fit_train, fit_val, fit_kwargs = distribute.fit_data(train, val, fit_kwargs, seed=cfg.seed)
     try:
-        model.fit(
-            train,
-            validation_data=val,
-            epochs=cfg.epoch,
-            callbacks=[best, *tracking_callbacks(cfg, run, history_file)],
-            verbose=cfg.verbose,
-            **fit_kwargs,
-        )
+        with distribute.fitting(model, fit_train):
+            model.fit(
+                fit_train,
+                validation_data=fit_val,
+                epochs=cfg.epoch,
+                callbacks=[best, *tracking_callbacks(cfg, run, history_file)],
+                verbose=cfg.verbose,
+                **fit_kwargs,
+            )
     except Exception:
         data_error = _loader_error(train) or _loader_error(val)
         if data_error is not None:  # the backend wrapped it: report the loader's own message
@@ -733,19 +750,16 @@ def feed(model: keras.Model, x: dict[str, Any]) -> Any:
 def predict_arrays(
     model: keras.Model, loader: Any, *, select: Callable[[Any], Any] | None = None
 ) -> dict[str, np.ndarray] | np.ndarray:
-    """Run ``model`` over a (non-shuffled) loader batch by batch and concatenate the outputs.
+    """``model.predict`` over a (non-shuffled) loader: the outputs of every sample, in order.
 
-    Works for models with a single output (returns an array) and dict outputs (returns a dict).
+    Each batch's inputs are picked by name (:func:`feed`); under ``--distribute`` the batches are
+    split over the replicas (:func:`vsfusion.stages.distribute.predict_batches`). Works for
+    models with a single output (returns an array) and dict outputs (returns a dict of arrays);
+    ``select`` picks from the outputs.
     """
-    outs: list[Any] = []
-    for i in range(len(loader)):
-        x, _ = loader[i]
-        y = model(feed(model, x), training=False)
-        y = select(y) if select else y
-        if isinstance(y, dict):
-            outs.append({k: keras.ops.convert_to_numpy(v) for k, v in y.items()})
-        else:
-            outs.append(keras.ops.convert_to_numpy(y))
-    if outs and isinstance(outs[0], dict):
-        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    return np.concatenate(outs)
+    out = distribute.predict_batches(model, loader, inputs=lambda x: feed(model, x))
+    if isinstance(out, dict):
+        out = {k: np.asarray(v) for k, v in out.items()}
+    else:
+        out = np.asarray(out)
+    return select(out) if select else out
