@@ -34,7 +34,7 @@ Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and pri
 
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
        [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
-       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader]
+       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader,distribute]
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
 
 
 #: What ``--skip`` can leave out.
-SKIPS = ("backbones", "onednn", "fused", "prep", "loader")
+SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "distribute")
 
 #: The fused models compared with one video classifier pass, and the most time each may take
 #: relative to it (the project's targets for the fusion stage's model at test time).
@@ -465,6 +465,10 @@ def markdown(results: dict) -> str:
             f"Loader at {'x'.join(map(str, loader['clip'][:3]))}: {loader['loader_clips_per_s']} "
             f"clips/s, {loader.get('times_fastest_train_step', '-')}x the fastest training step."
         )
+    if results.get("distribute"):
+        from distribute import markdown as distribute_markdown
+
+        lines += distribute_markdown(results["distribute"])
     return "\n".join(lines) + "\n"
 
 
@@ -563,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
                     entry["loader_clips_per_s"] / max(rates), 1
                 )
             results["loader"].append(entry)
+    if "distribute" not in skip:
+        from distribute import bench_distribute  # bench/distribute.py
+
+        results["distribute"] = bench_distribute(steps=args.steps + 5)
     out.parent.mkdir(parents=True, exist_ok=True)
     for path, text in (
         (out, json.dumps(results, indent=2) + "\n"),

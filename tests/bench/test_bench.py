@@ -20,7 +20,7 @@ def test_bench_reports_rates_and_efficiency(tmp_path):
     argv = ["--out", str(out), "--backbones", "i3d,r2plus1d_18", "--sizes", "32", "--steps", "1"]
     # oneDNN off is skipped: TensorFlow's fallback Conv3D takes ~30 s per I3D step at 32x32 px;
     # the fused comparison has its own test below
-    assert bench.main([*argv, "--skip", "prep,onednn,fused", "--imitate", "avx2"]) == 0
+    assert bench.main([*argv, "--skip", "prep,onednn,fused,distribute", "--imitate", "avx2"]) == 0
     results = json.loads(out.read_text())
     assert results["imitate"] == "avx2" and results["machine"]["onednn_max_isa"] == "AVX2"
     assert results["machine"]["onednn"] is True
@@ -50,7 +50,7 @@ def test_bench_fused_model_against_one_video_pass(tmp_path):
     """``--skip`` everything but the fused comparison: three timings of one run, and the ratios."""
     out = tmp_path / "fused.json"
     argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "2"]
-    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader"]) == 0
+    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader,distribute"]) == 0
     results = json.loads(out.read_text())
     assert results["backbones"] == [] and results["light_vs_i3d"] == {}
     assert not {"onednn_speedup", "preparation", "loader"} & set(results)
@@ -92,3 +92,16 @@ def test_bench_interleaves_the_timed_calls():
 def test_bench_rejects_an_unknown_skip(tmp_path):
     with pytest.raises(SystemExit):
         bench.main(["--out", str(tmp_path / "r.json"), "--skip", "fusion"])
+
+
+def test_distribute_bench_times_one_and_two_devices():
+    """``bench/distribute.py``: both device counts of one model and backend, and their ratio."""
+    from distribute import bench_distribute, markdown
+
+    results = bench_distribute(backends=("jax",), models=("inception_time",), steps=2)
+    runs = {r["devices"]: r for r in results["runs"]}
+    assert set(runs) == {1, 2}
+    assert all(r["step_s"] > 0 and r["steps_timed"] == 2 for r in runs.values())
+    ratio = results["ratio_two_to_one"]["inception_time jax"]
+    assert ratio == pytest.approx(runs[2]["step_s"] / runs[1]["step_s"], rel=0.05)
+    assert "| inception_time | jax | 16 |" in "\n".join(markdown(results))

@@ -211,9 +211,8 @@ def test_tensorflow_strategies_refuse_in_batch_contrast(monkeypatch):
 
 
 def _env(backend: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
-    env.pop("TF_CONFIG", None)
-    return env
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    return {**env, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
 def _two_devices(backend: str, script: str, args: list[str]) -> subprocess.CompletedProcess:
