@@ -144,13 +144,17 @@ def _as_replicas(monkeypatch, backend: str, n: int = 2, workers: int = 1, index:
     monkeypatch.setattr(distribute, "_active", replicas)
 
 
-def test_training_batches_are_trimmed_to_multiples_of_the_replicas(monkeypatch):
+def test_training_batches_are_trimmed_and_no_validation_replica_is_empty(monkeypatch):
     _as_replicas(monkeypatch, "tensorflow")
     train, val, kw = distribute.fit_data(Batches(7, 3), Batches(5, 3), {})
     assert len(train) == 2  # 3, 3 and a last batch of 1 < 2 replicas: skipped
     assert [len(train[i][1]) for i in range(2)] == [2, 2]  # 3 -> 2: one sample skipped
     assert list(train[1][1]) == [3, 4] and list(train[1][0]["a"][:, 0]) == [6.0, 8.0]
-    assert isinstance(val, Batches)  # TensorFlow evaluates uneven batches exactly
+    assert [list(val[i][1]) for i in range(len(val))] == [[0, 1, 2], [3, 4]]  # uneven: exact
+    _, val, _ = distribute.fit_data(Batches(7, 3), Batches(7, 3), {})
+    assert [list(val[i][1]) for i in range(len(val))] == [[0, 1, 2], [3, 4, 5, 6]]  # no empty
+    with pytest.raises(ConfigError, match="validation split of 1 samples"):
+        distribute.fit_data(Batches(7, 3), Batches(1, 3), {})
     train.on_epoch_end()
     assert train.loader.epochs == 1
     train, _, _ = distribute.fit_data(Batches(8, 4), None, {})
@@ -326,3 +330,26 @@ def test_pretraining_under_a_tensorflow_strategy_is_one_line(tiny_dataset, tmp_p
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: pretraining (momentum contrast) contrasts every sample"), last
     assert not (tmp_path / "VSL").exists()
+
+
+@pytest.mark.slow
+def test_the_generator_trains_on_two_devices(tiny_dataset, tmp_path):
+    """The generator's fits on in-memory embeddings (shared trunk: head and control) and its
+    ``predict`` passes on two TensorFlow replicas, from classifiers trained on one device."""
+    import train_video
+
+    args = common(tiny_dataset, tmp_path)
+    sensor = [*args, "--epoch", "1", "--depth", "2", "--filters", "8", "--run_name", "s"]
+    assert train_sensor.main(sensor) == 0
+    video = ["--epoch", "1", "--num_frames", "8", "--crop_size", "32", "--batch_size", "4"]
+    assert train_video.main([*args, *video, "--run_name", "v"]) == 0
+    gen = [*args, "--epoch", "2", "--hidden", "16", "--batch_size", "4", "--run_name", "g"]
+    done = _two_devices("tensorflow", "training_generator.py", [*gen, "--distribute", "mirrored"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "VSL" / "generator" / "g"
+    info = json.loads((run / "run.json").read_text())["distribute"]
+    assert info["num_replicas"] == 2 and info["strategy"] == "mirrored"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["val_generated_sensor_accuracy"] <= 1
+    assert metrics["control"]["kind"] == "video_head_control"
+    assert -1 <= metrics["val_embedding_cosine"] <= 1

@@ -23,13 +23,14 @@ backend-neutral. What each option means:
 run on R devices takes the same optimisation steps as on one (it must be a multiple of R). A last
 batch that does not split evenly (the dataset size is rarely a multiple of the batch):
 
-* TensorFlow: for training it is trimmed to a multiple of R (at most R - 1 samples of that
+* Training (both backends): it is trimmed to a multiple of R (at most R - 1 samples of that
   epoch's order are skipped; a last batch smaller than R is skipped), because each replica
-  averages its own loss and uneven parts would weigh samples unequally; for validation and
-  ``predict`` TensorFlow splits it unevenly, which is exact there (sums and counts).
-* JAX: training trims it the same way; ``predict`` pads it with copies of its last sample and
-  drops their outputs; validation serves it first, which makes the epoch's validation batches
-  replicated (every device computes all of each, as one device would: exact, not faster).
+  averages its own loss and uneven parts would weigh samples unequally.
+* ``predict`` (evaluation): it is padded with copies of its last sample, whose outputs are dropped.
+* Validation during ``fit``: TensorFlow splits it unevenly, which is exact for losses and
+  metrics (a last batch smaller than R joins the one before, so no replica is empty); JAX serves
+  it first, which makes the epoch's validation batches replicated (every device computes all of
+  each, as one device would: exact, not faster).
 
 Under TensorFlow strategies BatchNormalization uses the statistics of the whole global batch
 during ``fit`` (``synchronized``), as one device would; JAX computes on the global batch anyway.
@@ -287,10 +288,13 @@ def distribution(option: str) -> Iterator[Replicas | None]:
         )
         scope: contextlib.AbstractContextManager = strategy.scope()
     else:
+        import jax
+
         processes = _jax_processes()
         if processes > 1:
+            # CPU devices of several processes need a collectives backend (GPUs use NCCL)
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
             keras.distribution.initialize()
-        import jax
 
         devices = keras.distribution.list_devices()
         mesh = _data_parallel(devices)
@@ -392,13 +396,18 @@ def _data_parallel(devices: list[str]) -> Any:
     failing. Keras lays out an epoch's batches like its first one."""
 
     class EvenOrReplicated(keras.distribution.DataParallel):
+        replicate_all = False  # every batch replicated (multi-process predict)
+
         def get_data_layout(self, data_shape: Any) -> Any:
             size = self.device_mesh.devices.size
-            if len(data_shape) and data_shape[0] is not None and int(data_shape[0]) % size:
+            uneven = len(data_shape) and data_shape[0] is not None and int(data_shape[0]) % size
+            if self.replicate_all or uneven:
                 return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
             return super().get_data_layout(data_shape)
 
-    return EvenOrReplicated(devices=devices)
+    # each process feeds its own share of every batch (ReplicaBatches' part), so Keras must not
+    # shard the data again (its auto-sharding takes tf.data datasets only)
+    return EvenOrReplicated(devices=devices, auto_shard_dataset=False)
 
 
 def _process_part() -> tuple[int, int]:
@@ -435,6 +444,15 @@ def _split(batch: Any) -> tuple[Any, Any, Any, int]:
     return batch, None, None, 1
 
 
+def _concat(a: Any, b: Any) -> Any:
+    """Two batches of the same structure as one."""
+    if isinstance(a, dict):
+        return {k: _concat(a[k], b[k]) for k in a}
+    if isinstance(a, (list, tuple)):
+        return type(a)(_concat(u, v) for u, v in zip(a, b, strict=True))
+    return None if a is None else np.concatenate([np.asarray(a), np.asarray(b)])
+
+
 def _size(x: Any) -> int:
     first = next(iter(x.values())) if isinstance(x, dict) else x
     return int(len(first))
@@ -448,6 +466,9 @@ class ReplicaBatches(keras.utils.PyDataset):
       as many samples as the others and the step is the one-device step.
     * ``pad`` (``predict``): a batch is padded with copies of its last sample to a multiple of
       ``replicas``; :attr:`sizes` keeps the real sizes, :meth:`unpad` drops the copies' outputs.
+    * ``merge_last`` (TensorFlow validation): a last batch smaller than ``replicas`` (which would
+      leave a replica without samples, which TensorFlow's Conv3D cannot take) is joined to the one
+      before; TensorFlow evaluates unevenly split batches exactly.
     * ``uneven_first`` (JAX validation): when the last batch does not split evenly it is served
       first, so that the distribution (:func:`_data_parallel`) replicates the epoch's batches,
       which JAX lays out after the first one; the metrics are then exact.
@@ -476,14 +497,22 @@ class ReplicaBatches(keras.utils.PyDataset):
             use_multiprocessing=False,
             max_queue_size=getattr(data, "max_queue_size", 10) or 10,
         )
-        if mode not in ("as_is", "trim", "pad", "uneven_first"):
+        if mode not in ("as_is", "trim", "pad", "uneven_first", "merge_last"):
             raise ValueError(f"unknown mode {mode!r}")
         self.loader, self.replicas, self.mode, self.part = data, int(replicas), mode, part
         self.inputs, self.targets = inputs, targets
         self.sizes: dict[int, int] = {}
         n = len(data)
-        last = _batch_len(data, n - 1) if n and mode in ("trim", "uneven_first") else 0
-        self._len = n - 1 if mode == "trim" and n and last < self.replicas else n
+        uses_last = ("trim", "uneven_first", "merge_last")
+        last = _batch_len(data, n - 1) if n and mode in uses_last else 0
+        small = n > 0 and last < self.replicas
+        if mode == "merge_last" and small and n == 1:
+            raise ConfigError(
+                f"a validation split of {last} samples cannot be split over {self.replicas} "
+                "replicas; use fewer devices or --distribute none"
+            )
+        self._len = n - 1 if mode in ("trim", "merge_last") and small else n
+        self._merge = mode == "merge_last" and small
         # uneven_first: the uneven last batch first; every batch is then replicated
         self._rotate = mode == "uneven_first" and n > 1 and last % self.replicas != 0
         self._replicated = mode == "uneven_first" and last % self.replicas != 0
@@ -493,7 +522,10 @@ class ReplicaBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int) -> Any:
         j = (i - 1) % self._len if self._rotate else i
-        x, y, w, parts = _split(self.loader[j])
+        batch = self.loader[j]
+        if self._merge and j == self._len - 1:
+            batch = _concat(batch, self.loader[j + 1])
+        x, y, w, parts = _split(batch)
         if not self.targets:
             y, w, parts = None, None, 1
         if self.inputs is not None:
@@ -577,7 +609,8 @@ def fit_data(
     are trimmed to multiples of the replicas (:class:`ReplicaBatches`; in-memory arrays,
     ``fit(x, y=..., batch_size=...)``, become an :class:`ArrayBatches` shuffled by ``seed``
     first). Validation batches that do not split evenly are split unevenly by TensorFlow, which
-    evaluates them exactly; under JAX they are replicated (``uneven_first``).
+    evaluates them exactly (a last batch smaller than the replicas joins the one before:
+    ``merge_last``); under JAX they are replicated (``uneven_first``).
 
     Example:
         >>> train2, val2, kw = fit_data(train, val, {})  # doctest: +SKIP
@@ -589,15 +622,15 @@ def fit_data(
         return train, val, kw
     part = _process_part()
     jax = _active is not None and _active.backend == "jax"
+    batch = int(kw.pop("batch_size", None) or 32)  # of in-memory arrays (Keras's default: 32)
     if not isinstance(train, keras.utils.PyDataset):
-        batch = int(kw.pop("batch_size", None) or 32)
         y = kw.pop("y", None)
         train = ArrayBatches(train, y, batch, shuffle=kw.pop("shuffle", True), seed=seed)
-        if isinstance(val, tuple) and jax:
-            val = ArrayBatches(val[0], val[1] if len(val) > 1 else None, batch)
     train = ReplicaBatches(train, n, mode="trim", part=part)
-    if val is not None and jax:
-        val = ReplicaBatches(val, n, mode="uneven_first", part=part)
+    if val is not None:
+        if isinstance(val, tuple):
+            val = ArrayBatches(val[0], val[1] if len(val) > 1 else None, batch)
+        val = ReplicaBatches(val, n, mode="uneven_first" if jax else "merge_last", part=part)
     return train, val, kw
 
 
@@ -606,21 +639,25 @@ def predict_batches(
 ) -> Any:
     """``model.predict`` over the batches of ``data`` (``x`` or ``(x, y)`` per batch), their
     inputs picked from ``x`` by ``inputs``. Under a distribution every batch is split over the
-    replicas (one that does not split evenly: unevenly under TensorFlow; under JAX padded with
-    copies whose outputs are dropped), so the outputs are those of every sample, in order.
+    replicas (one that does not split evenly is padded with copies of its last sample, whose
+    outputs are dropped), so the outputs are those of every sample, in order, as on one device;
+    under JAX with several processes every process computes every batch whole instead.
 
     Example:
         >>> probs = predict_batches(model, test_loader)  # doctest: +SKIP
     """
-    jax = _active is not None and _active.backend == "jax"
-    batches = ReplicaBatches(
-        data,
-        num_replicas(),
-        mode="pad" if jax else "as_is",
-        part=_process_part(),
-        inputs=inputs,
-        targets=False,
-    )
+    processes = _process_part()[1]
+    if processes > 1:
+        # JAX over several processes: a sharded output cannot be fetched by one process, so each
+        # computes every batch whole (replicated): the outputs are whole on every process
+        batches = ReplicaBatches(data, 1, inputs=inputs, targets=False)
+        dist = keras.distribution.distribution()
+        dist.replicate_all = True
+        try:
+            return model.predict(batches, verbose=0)
+        finally:
+            dist.replicate_all = False
+    batches = ReplicaBatches(data, num_replicas(), mode="pad", inputs=inputs, targets=False)
     return batches.unpad(model.predict(batches, verbose=0))
 
 
