@@ -9,7 +9,7 @@ OUT ?= runs/demo
 BENCH_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test test-fast lint bench clean venv venv-pose test-pose
+.PHONY: demo test test-fast lint bench clean venv venv-pose test-pose chromium
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,12 +40,29 @@ test-pose: $(POSE_VENV)/.pose
 demo: $(VENV)/.runtime
 	$(PY) reproduce.py --dataset demo --out $(OUT) --preset fast --seed $(SEED)
 
-test: $(VENV)/.dev
-	$(PY) -m pytest -q
-	KERAS_BACKEND=jax $(PY) -m pytest -q -m backend
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), whole files per worker, so a
+# module's fixtures (tiny trained runs) are built once; TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The served page's browser test (tests/server/test_page.py) drives Debian's Chromium; it is
+# installed here where apt-get can run (root, or sudo without a password), else that test skips.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null; then \
+	    $$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && \
+	      $$SUDO apt-get install -y -q chromium; } || echo "chromium: apt-get failed; the browser test will skip"; \
+	  else echo "chromium: not installed and apt-get cannot run here; the browser test will skip"; fi; }
+
+test: $(VENV)/.dev chromium
+	$(PYTEST)
+	KERAS_BACKEND=jax $(PYTEST) -m backend
 
 test-fast: $(VENV)/.dev
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

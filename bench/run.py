@@ -25,6 +25,14 @@
    ``cv2.VideoCapture.read`` and then samples.
 5. Loader throughput (clips/s, training augmentation) against the fastest training step at the
    same clip size.
+6. Exported fused model (``bench/export.py``, in this process): CPU latency per clip, batch 1, of
+   the fused model of ``--export_backbones`` at the smallest clip size in Keras, ONNX Runtime and
+   LiteRT.
+7. ``predict.py`` end to end on one 3 s clip with the light backbone's fused model, against the
+   2 s target (``bench/predict.py``).
+8. serve.py's page on 127.0.0.1 (``bench/serve.py``): upload answer time and a bounded live load
+   (``--serve_clients`` WebSocket clients for ``--serve_seconds``), on ``--serve_run`` or a demo
+   run trained for it.
 
 ``--imitate avx2`` caps oneDNN at AVX2 (``ONEDNN_MAX_CPU_ISA``) and OpenBLAS at its Haswell kernels
 (``OPENBLAS_CORETYPE``) in the child processes, to measure on an AVX-512 machine what a CPU
@@ -34,7 +42,9 @@ Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and pri
 
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
        [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
-       [--fused_backbone i3d] [--reps 15] [--skip backbones,onednn,fused,prep,loader,distribute]
+       [--fused_backbone i3d] [--reps 15] [--export_backbones x3d_xs,i3d]
+       [--skip backbones,onednn,fused,prep,loader,export,predict,serve,distribute]
+       [--serve_run RUN] [--serve_clients 20] [--serve_seconds 60]
 """
 
 from __future__ import annotations
@@ -228,7 +238,30 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
 
 
 #: What ``--skip`` can leave out.
-SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "distribute")
+SKIPS = (
+    "backbones",
+    "onednn",
+    "fused",
+    "prep",
+    "loader",
+    "export",
+    "predict",
+    "serve",
+    "distribute",
+)
+
+
+def _predict_bench():  # noqa: ANN202 - the module bench/predict.py
+    """``bench/predict.py`` (7. in the docstring), loaded by path: ``predict`` is also the CLI."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_predict", Path(__file__).with_name("predict.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: The fused models compared with one video classifier pass, and the most time each may take
 #: relative to it (the project's targets for the fusion stage's model at test time).
@@ -465,11 +498,31 @@ def markdown(results: dict) -> str:
             f"Loader at {'x'.join(map(str, loader['clip'][:3]))}: {loader['loader_clips_per_s']} "
             f"clips/s, {loader.get('times_fastest_train_step', '-')}x the fastest training step."
         )
-    if results.get("distribute"):
-        from distribute import markdown as distribute_markdown
+    if results.get("export"):
+        from bench import export as export_bench
 
-        lines += distribute_markdown(results["distribute"])
+        lines += export_bench.markdown_lines(results["export"])
+    if results.get("predict"):
+        lines += ["", _predict_bench().markdown(results["predict"]).rstrip()]
+    if results.get("serve"):
+        lines += _bench_serve().markdown(results["serve"])
+    if results.get("distribute"):
+        from bench import distribute as distribute_bench
+
+        lines += distribute_bench.markdown(results["distribute"])
     return "\n".join(lines) + "\n"
+
+
+def _bench_serve():
+    """bench/serve.py (loaded by path: the repository's serve.py has the same module name)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_serve", Path(__file__).with_name("serve.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -491,8 +544,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reps", type=int, default=15, help="timed calls per model, fused comparison (median)"
     )
+    parser.add_argument(
+        "--export_backbones", default="x3d_xs,i3d", help="fused models timed after export"
+    )
     parser.add_argument("--imitate", choices=("avx2",), default=None)
     parser.add_argument("--skip", default="", help=f"comma-separated: {', '.join(SKIPS)}")
+    parser.add_argument("--serve_run", help="fusion run served (default: a demo run made for it)")
+    parser.add_argument("--serve_clients", type=int, default=20, help="live WebSocket clients")
+    parser.add_argument("--serve_seconds", type=float, default=60, help="live load duration")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -567,10 +626,27 @@ def main(argv: list[str] | None = None) -> int:
                     entry["loader_clips_per_s"] / max(rates), 1
                 )
             results["loader"].append(entry)
-    if "distribute" not in skip:
-        from distribute import bench_distribute  # bench/distribute.py
+    if "export" not in skip:
+        from bench import export as export_bench
 
-        results["distribute"] = bench_distribute(steps=args.steps + 5)
+        results["export"] = export_bench.bench_export(
+            tuple(args.export_backbones.split(",")), args.frames, min(sizes), args.reps
+        )
+    if "predict" not in skip:
+        results["predict"] = _predict_bench().bench_predict(reps=3)
+    if "serve" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["serve"] = _bench_serve().serve_benchmark(
+                Path(tmp),
+                write_videos(Path(tmp), 1)[0],
+                args.serve_run,
+                clients=args.serve_clients,
+                seconds=args.serve_seconds,
+            )
+    if "distribute" not in skip:
+        from bench import distribute as distribute_bench
+
+        results["distribute"] = distribute_bench.bench_distribute(steps=args.steps + 5)
     out.parent.mkdir(parents=True, exist_ok=True)
     for path, text in (
         (out, json.dumps(results, indent=2) + "\n"),

@@ -103,3 +103,26 @@ def test_the_exit_check_finds_an_exit():
     code = "import sys\ndef f():\n    raise SystemExit(1)\ndef g():\n    sys.exit(2)\n"
     code += "if __name__ == '__main__':\n    sys.exit(g())\n"
     assert _exits_outside_main_guard(ast.parse(code)) == [3, 5]
+
+
+def test_a_fresh_process_prints_nothing_but_the_error_line(tmp_path):
+    """TensorFlow 2.21 prints oneDNN/CPU notices at import whatever TF_CPP_MIN_LOG_LEVEL says;
+    a user's error must not be buried under them (stderr is exactly one line)."""
+    import os
+    import subprocess
+
+    path = tmp_path / "run.yaml"
+    path.write_text("epoch: ten\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train_sensor.py"), "--config", str(path), "--dataset", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: {path}: option epoch: 'ten' is not a valid int; fix the value in the file"
+    ], proc.stderr

@@ -12,6 +12,7 @@ from vsfusion.config import (
     PretrainConfig,
     ReproduceConfig,
     SensorConfig,
+    SensorTuneConfig,
     VideoConfig,
     build_parser,
     config_to_yaml,
@@ -167,3 +168,27 @@ def test_a_bad_command_line_is_one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1
     assert err[0].startswith("error: argument --backbone: invalid choice: 'vgg'")
+
+
+def test_a_search_config_takes_the_tuned_stages_yaml_but_not_another_stages(tmp_path):
+    """tune.py --stage sensor --config best.yaml starts from a sensor config; a video one is refused."""
+    sensor = tmp_path / "best.yaml"
+    sensor.write_text(config_to_yaml(SensorConfig(lr=3.2e-05, dropout=0.25)))
+    cfg = parse_config(SensorTuneConfig, ["--config", str(sensor), "--trials", "4"])
+    assert (cfg.lr, cfg.dropout, cfg.trials, cfg.tuner) == (3.2e-05, 0.25, 4, "random")
+    video = tmp_path / "video.yaml"
+    video.write_text(config_to_yaml(VideoConfig()))
+    with pytest.raises(ConfigError, match="video run, not of a tune_sensor run"):
+        parse_config(SensorTuneConfig, ["--config", str(video)])
+
+
+def test_a_positional_field_is_the_command_lines_bare_argument(tmp_path):
+    from vsfusion.config import PredictConfig
+
+    cfg = parse_config(PredictConfig, ["clip.mp4", "--model", "run", "--top-k", "3"])
+    assert (cfg.input, cfg.model, cfg.top_k, cfg.sensor) == ("clip.mp4", "run", 3, None)
+    assert parse_config(PredictConfig, ["--model_path", "run"]).input is None
+    path = tmp_path / "p.yaml"
+    path.write_text("input: videos/\nmodel: run\n")
+    assert parse_config(PredictConfig, ["--config", str(path)]).input == "videos/"
+    assert parse_config(PredictConfig, ["--config", str(path), "0"]).input == "0"

@@ -55,3 +55,17 @@ def test_machine_info_names_cpu_simd_threads_and_onednn(monkeypatch):
     assert info["simd"] in ("AMX", "AVX-512", "AVX2", "AVX", "SSE", "unknown")
     assert info["onednn_max_isa"] == "AVX2"
     assert "onednn" in info
+
+
+def test_skip_optional_imports_makes_their_import_fail_and_spares_the_backend(monkeypatch):
+    from vsfusion.runtime import skip_optional_imports
+
+    monkeypatch.setenv("KERAS_BACKEND", "vsfusion_absent_b")  # as if it were the backend
+    skipped = skip_optional_imports(("vsfusion_absent_a", "vsfusion_absent_b", "os"))
+    try:
+        assert skipped == ["vsfusion_absent_a"]  # not the backend, nor what is loaded already
+        with pytest.raises(ImportError):
+            import vsfusion_absent_a  # noqa: F401
+    finally:
+        for name in skipped:
+            sys.modules.pop(name, None)

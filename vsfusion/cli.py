@@ -59,6 +59,9 @@ def run_cli(cls: type[C], stage: Callable[[C], Any], argv: list[str] | None = No
         cfg = parse_config(cls, argv)
     except ConfigError as exc:
         return _report(exc)
+    from vsfusion.runtime import import_backend_quietly
+
+    import_backend_quietly()  # TensorFlow's start-up notices would bury the one-line error
     from vsfusion.stages.common import RunDir, setup_logging
 
     setup_logging(cfg.verbose)

@@ -42,6 +42,14 @@ __all__ = [
     "GeneratorConfig",
     "FusionConfig",
     "ReproduceConfig",
+    "TuneOptions",
+    "VideoTuneConfig",
+    "SensorTuneConfig",
+    "StreamTuneConfig",
+    "TUNE_CONFIGS",
+    "ExportConfig",
+    "PredictConfig",
+    "ServeConfig",
     "build_parser",
     "parse_config",
     "config_to_yaml",
@@ -128,6 +136,15 @@ class TrainingConfig(StageConfig):
         "over the visible devices; none with one device), none; --batch_size is then the global "
         "batch, split evenly over the replicas",
         choices=DISTRIBUTE_CHOICES,
+    )
+    resume: str | None = _f(
+        None,
+        "continue a killed run from its last finished epoch: --resume alone takes the newest "
+        "killed run of this stage (and --run_name, if given) whose config.yaml matches these "
+        "options (verbose, workers, checkpoints, tensorboard may differ); --resume PATH that run "
+        "(its .<name>.incomplete folder or final path). Finished runs are never touched",
+        const="auto",
+        record=False,
     )
 
 
@@ -480,8 +497,162 @@ class ReproduceConfig(StageConfig):
     stage: typing.ClassVar[str] = "reproduce"
 
 
+@dataclass
+class TuneOptions:
+    """Fields of a hyper-parameter search (tune.py), added to those of the stage it tunes."""
+
+    trials: int = _f(
+        10, "trials (configurations trained and scored on validation); hyperband: at most this many"
+    )
+    tuner: str = _f(
+        "random",
+        "search: random, bayesian (Gaussian-process Bayesian optimisation), hyperband (successive "
+        "halving of the epoch budget up to --epoch; each trial trains from scratch)",
+        choices=("random", "bayesian", "hyperband"),
+    )
+    space: str | None = _f(
+        None,
+        "search space, comma-separated NAME=SPEC: LO:HI (uniform), LO:HI:log, LO:HI:STEP, A|B|C "
+        "(choices) or V (fixed), e.g. lr=1e-4:1e-2:log,dropout=0.1:0.6; only what is named is "
+        "searched; default: the stage's default space (tune.py --stage S --help lists both)",
+    )
+    hyperband_factor: int = _f(3, "hyperband: factor by which each round cuts the trials")
+
+
+@dataclass
+class VideoTuneConfig(TuneOptions, VideoConfig):
+    """Hyper-parameter search for the video stage on validation only (tune.py --stage video)."""
+
+    stage: typing.ClassVar[str] = "tune_video"
+    tunes: typing.ClassVar[type[StageConfig]] = VideoConfig
+
+
+@dataclass
+class SensorTuneConfig(TuneOptions, SensorConfig):
+    """Hyper-parameter search for the sensor stage on validation only (tune.py --stage sensor)."""
+
+    stage: typing.ClassVar[str] = "tune_sensor"
+    tunes: typing.ClassVar[type[StageConfig]] = SensorConfig
+
+
+@dataclass
+class StreamTuneConfig(TuneOptions, StreamConfig):
+    """Hyper-parameter search for a stream's classifier on validation only (tune.py --stage
+    stream)."""
+
+    stage: typing.ClassVar[str] = "tune_stream"
+    tunes: typing.ClassVar[type[StageConfig]] = StreamConfig
+
+
+TUNE_CONFIGS: dict[str, type[StageConfig]] = {
+    "video": VideoTuneConfig,
+    "sensor": SensorTuneConfig,
+    "stream": StreamTuneConfig,
+}
+"""Stage name (``tune.py --stage``) -> configuration of its search."""
+
+
+@dataclass
+class ExportConfig:
+    """Export a trained model to SavedModel, ONNX or LiteRT and check it against Keras (export.py).
+
+    The export is written to a temporary folder next to ``--out``, checked on clips of the run's
+    validation split (max absolute difference of the probabilities, top-1 agreement), and only
+    then renamed to ``--out``; an existing export is kept unless ``--force``.
+    """
+
+    run: str | None = _f(
+        None,
+        "a run folder (its deploy.keras, else best.keras) or a .keras file",
+        positional=True,
+    )
+    format: str = _f(
+        "onnx",
+        "savedmodel (TensorFlow SavedModel), onnx (ONNX Runtime) or litert (LiteRT / TFLite)",
+        choices=("savedmodel", "onnx", "litert"),
+    )
+    out: str | None = _f(None, "output folder; default <run>/export/<format>[_<quantize>]")
+    force: bool = _f(False, "replace an existing export at --out")
+    quantize: str = _f(
+        "none",
+        "litert only: none (float32), dynamic (int8 weights) or int8 (int8 weights and "
+        "activations, calibrated on clips of the run's training split)",
+        choices=("none", "dynamic", "int8"),
+    )
+    samples: int = _f(
+        16, "clips of the run's validation split on which the export is compared with Keras"
+    )
+    calibration: int = _f(32, "--quantize int8: training clips that calibrate the activations")
+    tolerance: float = _f(
+        1e-4,
+        "largest max absolute difference of probabilities a float32 export may have from Keras "
+        "(a larger one is an error and nothing is written)",
+    )
+    data_root: str | None = _f(
+        None, "the run's dataset folder, if it moved; default: the one in the run's config.yaml"
+    )
+    verbose: int = _f(1, "0: warnings and errors only; 1: also progress and info lines")
+
+    stage: typing.ClassVar[str] = "export"
+
+
 # ---------------------------------------------------------------------------------------------
 # argparse / YAML plumbing
+
+
+@dataclass
+class PredictConfig:
+    """Class probabilities of new videos (and sensor recordings) from a fusion run (predict.py)."""
+
+    input: str | None = _f(
+        None,
+        "a video file, a folder of videos (searched recursively), a cached clip .npy, or a "
+        "webcam index (0 is the first camera)",
+        positional=True,
+    )
+    model: str | None = _f(
+        None,
+        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
+        "newest run) or its deploy.keras",
+        aliases=("--model_path",),
+    )
+    sensor: str | None = _f(
+        None,
+        "a sensor recording (.csv or .npy) of the video: predicts with video + real sensor "
+        "(deploy_sensor.keras) instead of video + generated sensor",
+    )
+    top_k: int = _f(5, "classes printed (and written) per video, most probable first")
+    out: str | None = _f(
+        None, "write the predictions to this .json or .csv file (comma-separated for both)"
+    )
+    seconds: float = _f(3.0, "webcam: length of the clip recorded, in seconds")
+    verbose: int = _f(1, "0: warnings and errors only; 1: also progress and info lines")
+
+    stage: typing.ClassVar[str] = "predict"
+
+
+@dataclass
+class ServeConfig:
+    """A page in the browser that names the action of an uploaded clip or the webcam (serve.py)."""
+
+    run: str | None = _f(
+        None,
+        "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
+        "newest run) or its deploy.keras",
+        positional=True,
+    )
+    sensor: str | None = _f(
+        None,
+        "a sensor recording (.csv or .npy) used with every clip and the webcam unless an upload "
+        "brings its own: the page then shows the video + sensor model's top 5 too",
+    )
+    host: str = _f("127.0.0.1", "address to listen on; 127.0.0.1 keeps the page to this machine")
+    port: int = _f(8000, "port to listen on (0: a free one)")
+    max_upload_mb: float = _f(50.0, "largest upload (video and sensor together), in MB")
+    every: int = _f(4, "webcam: predict every this many frames (when the model keeps up)")
+    verbose: int = _f(1, "0: warnings and errors only; 1: also start-up and request lines")
+
+    stage: typing.ClassVar[str] = "serve"
 
 
 def _base_type(tp: Any) -> tuple[type, bool]:
@@ -530,6 +701,9 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         tp, optional = _base_type(hints[f.name])
         meta = f.metadata
         help_text = f"{meta.get('help', '')} (default: {f.default})"
+        if meta.get("positional"):  # e.g. predict.py INPUT; optional, so --config may give it
+            parser.add_argument(f.name, nargs="?", type=tp, help=help_text, metavar=f.name.upper())
+            continue
         flags = [f"--{f.name}"]
         if "_" in f.name:  # --video-modality works as well as --video_modality
             flags.append(f"--{f.name.replace('_', '-')}")
@@ -542,8 +716,12 @@ def build_parser(cls: type[StageConfig], description: str | None = None) -> argp
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
+        if "const" in meta:  # the flag alone means ``const`` (--resume)
+            kwargs.update(nargs="?", const=meta["const"])
         kwargs["type"] = _none_or(tp) if optional else tp
         kwargs["metavar"] = "PATH_OR_NONE" if optional and tp is str else None
+        if "const" in meta:
+            kwargs["metavar"] = "PATH"
         parser.add_argument(*flags, **kwargs)
         if optional:
             parser.add_argument(
@@ -654,7 +832,9 @@ def load_yaml_overrides(cls: type[C], path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of option: value")
     stage = data.pop("stage", None)  # a run's config.yaml names its stage first
-    if stage is not None and stage != getattr(cls, "stage", stage):
+    # a search (tune.py) also starts from a config of the stage it tunes, e.g. its best.yaml
+    tuned = getattr(getattr(cls, "tunes", None), "stage", None)
+    if stage is not None and stage not in (getattr(cls, "stage", stage), tuned):
         raise ConfigError(
             f"{path} is the configuration of a {stage} run, not of a {cls.stage} run; "
             f"pass a {cls.stage} run's config.yaml"
@@ -683,6 +863,8 @@ def parse_config(cls: type[C], argv: list[str] | None = None, **defaults: Any) -
 
 
 def config_to_yaml(cfg: StageConfig) -> str:
-    """The resolved configuration as YAML text (stage name first)."""
-    data = {"stage": cfg.stage, **dataclasses.asdict(cfg)}
+    """The resolved configuration as YAML text (stage name first); fields marked
+    ``record=False`` (how to run, not what: ``resume``) are left out."""
+    kept = {f.name for f in dataclasses.fields(cfg) if f.metadata.get("record", True)}
+    data = {"stage": cfg.stage, **{k: v for k, v in dataclasses.asdict(cfg).items() if k in kept}}
     return yaml.safe_dump(data, sort_keys=False)

@@ -16,13 +16,25 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
+import re
 import sys
+import tempfile
 from functools import cache
 from typing import Any
 
-__all__ = ["ONEDNN_VARIABLE", "configure", "cpu_flags", "machine_info", "simd_level"]
+__all__ = [
+    "ONEDNN_VARIABLE",
+    "OPTIONAL_IMPORTS",
+    "configure",
+    "cpu_flags",
+    "import_backend_quietly",
+    "machine_info",
+    "simd_level",
+    "skip_optional_imports",
+]
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -34,6 +46,79 @@ def configure() -> None:
     """
     os.environ.setdefault(ONEDNN_VARIABLE, "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+#: What TensorFlow's C++ side prints at import whatever ``TF_CPP_MIN_LOG_LEVEL`` says (TensorFlow
+#: 2.21 logs these before absl's logging is initialised, so the level is not yet in force).
+_IMPORT_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:. ]+\d+ (port\.cc|cpu_feature_guard\.cc):\d+\] "
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"
+)
+
+
+def import_backend_quietly() -> None:
+    """Import the Keras backend (TensorFlow by default) without its start-up chatter on stderr.
+
+    TensorFlow 2.21 prints its oneDNN and CPU-feature notices at import even with
+    ``TF_CPP_MIN_LOG_LEVEL=3``, which buries a command's one-line ``error:`` message. Standard
+    error is captured at the file-descriptor level while the backend loads; those notices are
+    dropped and anything else (a real warning or error) is written back. A no-op when the backend
+    is already loaded or stderr has no file descriptor.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if module is None or module in sys.modules:
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        importlib.import_module(module)
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), fd)
+        try:
+            importlib.import_module(module)
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf8", errors="replace")
+            kept = [line for line in text.splitlines(True) if not _IMPORT_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+#: Packages TensorFlow and Keras import at start-up when they are installed, each behind
+#: ``try: import ... except ImportError``, that inference never uses: JAX (TensorFlow's TFLite
+#: converter), scikit-learn (Keras' scikit-learn wrappers) and matplotlib (Keras' image gallery).
+#: Together about a quarter of ``import keras`` on the machines measured (README, predict.py).
+OPTIONAL_IMPORTS = ("jax", "sklearn", "matplotlib")
+
+
+def skip_optional_imports(names: tuple[str, ...] = OPTIONAL_IMPORTS) -> list[str]:
+    """Make ``import NAME`` fail fast in this process for the packages ``names`` not loaded yet.
+
+    For short-lived inference processes (``predict.py``), before Keras is imported: TensorFlow and
+    Keras then take their ``ImportError`` branches instead of loading packages they do not need
+    there. The Keras backend's own package (``KERAS_BACKEND=jax``) is never skipped. Do not call it
+    in a process that uses one of them.
+
+    Returns:
+        The names skipped.
+
+    Example:
+        >>> skip_optional_imports(())
+        []
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    skipped = [n for n in names if n not in sys.modules and n != backend]
+    for name in skipped:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    return skipped
 
 
 @cache

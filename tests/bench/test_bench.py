@@ -19,8 +19,9 @@ def test_bench_reports_rates_and_efficiency(tmp_path):
     out = tmp_path / "results.json"
     argv = ["--out", str(out), "--backbones", "i3d,r2plus1d_18", "--sizes", "32", "--steps", "1"]
     # oneDNN off is skipped: TensorFlow's fallback Conv3D takes ~30 s per I3D step at 32x32 px;
-    # the fused comparison has its own test below
-    assert bench.main([*argv, "--skip", "prep,onednn,fused,distribute", "--imitate", "avx2"]) == 0
+    # the fused comparison and the export latencies have their own tests below
+    skip = "prep,onednn,fused,export,predict,serve,distribute"
+    assert bench.main([*argv, "--skip", skip, "--imitate", "avx2"]) == 0
     results = json.loads(out.read_text())
     assert results["imitate"] == "avx2" and results["machine"]["onednn_max_isa"] == "AVX2"
     assert results["machine"]["onednn"] is True
@@ -50,7 +51,12 @@ def test_bench_fused_model_against_one_video_pass(tmp_path):
     """``--skip`` everything but the fused comparison: three timings of one run, and the ratios."""
     out = tmp_path / "fused.json"
     argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "2"]
-    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader,distribute"]) == 0
+    assert (
+        bench.main(
+            [*argv, "--skip", "backbones,onednn,prep,loader,export,predict,serve,distribute"]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     assert results["backbones"] == [] and results["light_vs_i3d"] == {}
     assert not {"onednn_speedup", "preparation", "loader"} & set(results)
@@ -94,14 +100,67 @@ def test_bench_rejects_an_unknown_skip(tmp_path):
         bench.main(["--out", str(tmp_path / "r.json"), "--skip", "fusion"])
 
 
+def test_bench_export_times_keras_onnx_and_litert_per_clip(tmp_path):
+    """``--skip`` everything but the export latencies: one fused I3D model, three runtimes timed
+    on the same clip, the exports within 1e-4 of Keras."""
+    out = tmp_path / "export.json"
+    argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "3"]
+    skip = ["--skip", "backbones,onednn,fused,prep,loader,distribute", "--export_backbones", "i3d"]
+    assert bench.main([*argv, *skip]) == 0
+    results = json.loads(out.read_text())
+    [run] = results["export"]["runs"]
+    assert run["backbone"] == "i3d" and run["clip"] == [8, 32, 32, 3] and run["reps"] == 3
+    for name in ("keras", "onnx", "litert"):
+        times = run["times_s"][name]
+        assert len(times) == 3 and min(times) > 0
+        assert run["clip_s"][name] == pytest.approx(statistics.median(times), abs=1e-5)
+        assert run["speedup_vs_keras"][name] == pytest.approx(
+            run["clip_s"]["keras"] / run["clip_s"][name], rel=0.02
+        )
+    for fmt in ("onnx", "litert"):
+        assert run["max_abs_diff"][fmt] <= 1e-4 and run["size_mib"][fmt] > 1
+    md = out.with_suffix(".md").read_text()
+    assert "| i3d | 8x32x32 | ONNX Runtime |" in md and "| i3d | 8x32x32 | LiteRT |" in md
+
+
+def test_bench_predict_times_the_whole_process_and_its_phases(tmp_path):
+    """``bench/predict.py`` on a small model: every timing present, the target judged on it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_predict", REPO / "bench" / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.bench_predict(frames=4, crop=32, reps=1)
+    process = result["process"]
+    assert set(process) == {
+        "python",
+        "import_tensorflow",
+        "import_keras",
+        "import_keras_lean",
+        "predict_py",
+        "predict_py_jax",
+    }
+    for entry in process.values():
+        assert entry["median_s"] == entry["times_s"][0] > 0
+    # the whole process includes the interpreter and the backend import
+    assert process["predict_py"]["median_s"] > process["import_keras"]["median_s"] * 0.5
+    phases = result["in_process"]
+    assert phases["input_shape"] == [4, 32, 32, 3]
+    assert phases["total_s"] >= phases["load_s"] > 0 and phases["warm_predict_s"] > 0
+    assert phases["compile_s"] > 0 and phases["warm_compiled_predict_s"] > 0
+    assert result["meets_target"] == (process["predict_py"]["median_s"] <= result["target_s"])
+    assert "predict.py clip.mp4" in module.markdown(result)
+
+
 def test_distribute_bench_times_one_and_two_devices():
     """``bench/distribute.py``: both device counts of one model and backend, and their ratio."""
-    from distribute import bench_distribute, markdown
+    sys.path.insert(0, str(REPO))
+    from bench import distribute
 
-    results = bench_distribute(backends=("jax",), models=("inception_time",), steps=2)
+    results = distribute.bench_distribute(backends=("jax",), models=("inception_time",), steps=2)
     runs = {r["devices"]: r for r in results["runs"]}
     assert set(runs) == {1, 2}
     assert all(r["step_s"] > 0 and r["steps_timed"] == 2 for r in runs.values())
     ratio = results["ratio_two_to_one"]["inception_time jax"]
     assert ratio == pytest.approx(runs[2]["step_s"] / runs[1]["step_s"], rel=0.05)
-    assert "| inception_time | jax | 16 |" in "\n".join(markdown(results))
+    assert "| inception_time | jax | 16 |" in "\n".join(distribute.markdown(results))

@@ -220,3 +220,38 @@ def test_dead_worker_is_an_error_and_resumable(tmp_path):
     assert not (tmp_path / "c" / "manifest.csv").exists()
     df = build_cache(entries, tmp_path / "c", READERS, workers=2)
     assert len(df) == 3 and tmp_files(tmp_path / "c") == []
+
+
+def test_readers_are_recorded_in_modalities_json_and_read_back(tmp_path):
+    import functools
+    import json
+
+    from vsfusion.data.folder import read_sensor_file
+
+    entries = make_sources(tmp_path, n=2)
+    reader = functools.partial(read_sensor_file, steps=7)
+    spec = cache.reader_spec(reader)
+    assert spec == {
+        "module": "vsfusion.data.folder",
+        "name": "read_sensor_file",
+        "kwargs": {"steps": 7},
+    }
+    sensor_only = [
+        Entry(e.id, e.label, e.subject, e.split, {"sensor": e.sources["sensor"]}) for e in entries
+    ]
+    build_cache(sensor_only, tmp_path / "c", {"sensor": reader}, workers=1)
+    declared = json.loads((tmp_path / "c" / "modalities.json").read_text())
+    assert declared["sensor"]["attrs"]["reader"] == spec
+    again = cache.reader_from_spec(declared["sensor"]["attrs"]["reader"])
+    np.testing.assert_array_equal(
+        again(entries[0].sources["sensor"]),
+        np.load(tmp_path / "c" / "sensor" / f"{entries[0].id}.npy"),
+    )
+    # only vsfusion's own functions, with JSON parameters, are recorded or imported
+    assert cache.reader_spec(np.load) is None
+    assert cache.reader_spec(functools.partial(read_sensor_file, steps=object())) is None
+    assert cache.reader_spec(lambda p: p) is None
+    with pytest.raises(DataError, match="os.system is not a vsfusion function"):
+        cache.reader_from_spec({"module": "os", "name": "system", "kwargs": {}})
+    with pytest.raises(DataError, match="vsfusion.data.video.nope is not a vsfusion function"):
+        cache.reader_from_spec({"module": "vsfusion.data.video", "name": "nope", "kwargs": {}})

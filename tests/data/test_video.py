@@ -125,3 +125,31 @@ def test_real_video_samples_decode(shared_data):
         assert min(clip.shape[1:3]) == 64
         assert clip.std() > 5, f"{f.name} decoded to a flat image"
         assert not np.array_equal(clip[0], clip[-1]), f"{f.name}: frames do not change"
+
+
+@pytest.mark.parametrize("crop", ["centre", "person"])
+def test_clip_from_frames_is_read_clip_on_decoded_frames(tmp_path, crop):
+    path = write_mp4(tmp_path / "a.mp4", n_frames=23, hw=(48, 64))
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(video.bgr_to_rgb(frame))
+    cap.release()
+    want, info = video.read_clip(str(path), 7, 24, crop=crop, with_info=True)
+    got, got_info = video.clip_from_frames(frames, 7, 24, crop=crop, with_info=True)
+    np.testing.assert_array_equal(got, want)
+    assert got_info["crop"] == info["crop"] and got_info["box"] == info["box"]
+    np.testing.assert_array_equal(video.clip_from_frames(np.stack(frames), 7, 24, crop=crop), want)
+
+
+def test_clip_from_frames_rejects_no_frames_and_bad_frames():
+    with pytest.raises(DataError, match="no frames"):
+        video.clip_from_frames([], 4, 16)
+    with pytest.raises(DataError, match=r"frame 0 is float64 \(8, 8\); frames must be uint8 RGB"):
+        video.clip_from_frames([np.zeros((8, 8))], 4, 16)
+    mixed = [np.zeros((8, 8, 3), np.uint8), np.zeros((16, 8, 3), np.uint8)]
+    with pytest.raises(DataError, match="frames differ in size"):
+        video.clip_from_frames(mixed, 2, 8)

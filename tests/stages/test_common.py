@@ -13,8 +13,10 @@ from vsfusion.stages.common import (
     fit_with_selection,
     learning_rate,
     load_manifest,
+    load_model,
     make_optimizer,
     read_run_config,
+    save_model,
 )
 
 
@@ -71,7 +73,8 @@ def test_selection_reports_other_metrics_of_the_chosen_epoch(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     cfg = SensorConfig(epoch=4, patience=4, verbose=0)
-    run = SimpleNamespace(path=tmp_path)  # fit_with_selection writes run.path / "history.csv"
+    # fit_with_selection writes run.path / "history.csv" and records it for curves.png
+    run = SimpleNamespace(path=tmp_path, record_history=lambda *args: None)
     out = fit_with_selection(
         model, x, (x, y), cfg, run, monitor="val_loss", mode="min", report=("val_accuracy",), y=y
     )
@@ -81,3 +84,17 @@ def test_selection_reports_other_metrics_of_the_chosen_epoch(tmp_path):
     assert out["val_loss"] == pytest.approx(min(row["val_loss"] for row in history))
     assert out["val_accuracy"] == pytest.approx(chosen["val_accuracy"])
     assert set(out) == {"best_epoch", "val_loss", "epochs_run", "val_accuracy"}
+
+
+def test_saved_models_hold_the_weights_without_optimizer_state(tmp_path):
+    import h5py
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    model.fit(x, np.arange(8) % 3, epochs=2, verbose=0)
+    save_model(model, tmp_path)
+    with h5py.File(tmp_path / "best.weights.h5") as f:
+        assert "optimizer" not in f and "layers" in f
+    loaded = load_model(tmp_path / "best.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -161,20 +161,18 @@ def test_training_batches_are_trimmed_and_no_validation_replica_is_empty(monkeyp
     assert len(train) == 2 and [len(train[i][1]) for i in range(2)] == [4, 4]
 
 
-def test_arrays_become_seeded_batches_with_a_new_order_each_epoch(monkeypatch):
+def test_arrays_become_batches_that_are_trimmed_too(monkeypatch):
     _as_replicas(monkeypatch, "tensorflow")
     x, y = {"a": np.arange(10.0)[:, None]}, np.arange(10)
-    kw = {"y": y, "batch_size": 4, "shuffle": True, "epochs": 2}
-    train, _, rest = distribute.fit_data(x, None, kw, seed=3)
-    assert rest == {"epochs": 2} and len(train) == 3  # 4, 4, 2
-    first = np.concatenate([train[i][1] for i in range(3)])
-    assert sorted(first) == list(range(10))
-    assert all(np.array_equal(train[i][0]["a"][:, 0], train[i][1]) for i in range(3))
-    train.on_epoch_end()
-    second = np.concatenate([train[i][1] for i in range(3)])
-    assert sorted(second) == list(range(10)) and not np.array_equal(first, second)
-    again, _, _ = distribute.fit_data(x, None, kw, seed=3)
-    assert np.array_equal(np.concatenate([again[i][1] for i in range(3)]), first)
+    kw = {"y": y, "batch_size": 3, "shuffle": True, "epochs": 2}
+    val = ({"a": np.arange(5.0)[:, None]}, np.arange(5))
+    train, val, rest = distribute.fit_data(x, val, {**kw, "validation_batch_size": 4})
+    assert rest == {"epochs": 2}
+    assert len(train) == 3  # 3, 3, 3 trimmed to 2 each; the last batch of 1 skipped
+    batches = [train[i] for i in range(3)]
+    assert all(len(b[1]) == 2 and np.array_equal(b[0]["a"][:, 0], b[1]) for b in batches)
+    assert len(set(np.concatenate([b[1] for b in batches]))) == 6
+    assert [list(val[i][1]) for i in range(len(val))] == [[0, 1, 2, 3, 4]]  # 4 + 1: joined
 
 
 def test_jax_validation_serves_an_uneven_last_batch_first(monkeypatch):

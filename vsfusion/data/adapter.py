@@ -350,6 +350,10 @@ class DatasetAdapter:
         df = self.carve(df)
         classes = sorted(set(df.loc[df["split"] == "train", "label"]))
         declared = {c: dict(d) for c, d in self.modalities.items() if c in df.columns}
+        for c, reader in self.readers().items():  # how each cached column was read (predict.py)
+            spec = _cache.reader_spec(reader)
+            if c in declared and spec is not None:
+                declared[c].setdefault("reader", spec)
         manifest = Manifest(
             samples=df, classes=classes, name=self.manifest_name, root=self.root, declared=declared
         ).validate()

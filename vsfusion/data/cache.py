@@ -8,7 +8,9 @@ reader per modality to :func:`build_cache`, which writes::
       video/<id>.npy       uint8   (T, H, W, C)     C = 3 (RGB) or 1 (depth)
       sensor/<id>.npy      float32 (steps, channels)
       <modality>/<id>.npy  any other modality an adapter adds (numeric array)
-      modalities.json      per column: kind, shape (None where it varies), channels, attributes
+      modalities.json      per column: kind, shape (None where it varies), channels, attributes,
+                           and (attribute ``reader``) the reader and its parameters, see
+                           :func:`reader_spec`
       manifest.csv         id,label,subject,split,video,sensor  (paths relative to <cache_root>)
 
 Guarantees:
@@ -45,7 +47,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -76,6 +80,8 @@ __all__ = [
     "build_cache",
     "cache_key",
     "cache_path",
+    "reader_from_spec",
+    "reader_spec",
     "validate_output",
 ]
 
@@ -149,6 +155,72 @@ def cache_path(cache_root: str | os.PathLike, modality: str, sample_id: str) -> 
         'cache/video/s1/a.npy'
     """
     return Path(cache_root) / modality / (sample_id + ".npy")
+
+
+#: Package whose readers :func:`reader_spec` records and :func:`reader_from_spec` imports.
+_READER_PACKAGE = "vsfusion."
+
+
+def reader_spec(reader: Callable[[Any], Any]) -> dict[str, Any] | None:
+    """How a cache reader was called, as JSON: its function and keyword parameters.
+
+    :func:`build_cache` records it for every column in ``modalities.json`` (attribute
+    ``"reader"``), and stages pass it on (the fusion run's ``predictor.json``), so a deployed model
+    reads a new recording with the very function and parameters that made its training cache
+    (:func:`reader_from_spec`). Only vsfusion's own top-level functions, bare or as a
+    ``functools.partial`` with JSON keyword arguments only, are described; anything else gives
+    None (nothing is recorded).
+
+    Example:
+        >>> from vsfusion.data.video import read_clip
+        >>> reader_spec(functools.partial(read_clip, num_frames=32, size=128))
+        {'module': 'vsfusion.data.video', 'name': 'read_clip', 'kwargs': {'num_frames': 32, 'size': 128}}
+        >>> reader_spec(np.load) is None
+        True
+    """
+    func, kwargs = reader, {}
+    if isinstance(reader, functools.partial):
+        if reader.args:
+            return None
+        func, kwargs = reader.func, dict(reader.keywords)
+    module, name = getattr(func, "__module__", None) or "", getattr(func, "__qualname__", "")
+    if not module.startswith(_READER_PACKAGE) or not name.isidentifier():
+        return None
+    try:
+        json.dumps(kwargs)
+    except (TypeError, ValueError):
+        return None
+    return {"module": module, "name": name, "kwargs": kwargs}
+
+
+def reader_from_spec(spec: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """The reader :func:`reader_spec` described (``functools.partial`` of the function).
+
+    Raises:
+        DataError: The spec is malformed or names no vsfusion function (e.g. written by a newer
+            version).
+
+    Example:
+        >>> r = reader_from_spec({"module": "vsfusion.data.sensor", "name": "resample",
+        ...                       "kwargs": {"steps": 4}})
+        >>> r(np.zeros((10, 2))).shape
+        (4, 2)
+    """
+    module = str(spec.get("module", "")) if isinstance(spec, Mapping) else ""
+    name = str(spec.get("name", "")) if isinstance(spec, Mapping) else ""
+    kwargs = spec.get("kwargs", {}) if isinstance(spec, Mapping) else None
+    func = None
+    if module.startswith(_READER_PACKAGE) and name.isidentifier() and isinstance(kwargs, dict):
+        try:
+            func = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            func = None
+    if not callable(func):
+        raise DataError(
+            f"recorded reader {module}.{name} is not a vsfusion function of this version; "
+            "install the vsfusion version that prepared the data"
+        )
+    return functools.partial(func, **kwargs)
 
 
 def _check_id(sample_id: str) -> None:
@@ -349,6 +421,10 @@ def build_cache(
                 f"entry {e.id!r}: no reader for modality {unknown}; readers: {sorted(readers)}"
             )
     declared = {m: dict(d) for m, d in (modalities or {}).items()}
+    for m, reader in readers.items():  # modalities.json says how each column was read
+        spec = reader_spec(reader)
+        if spec is not None:
+            declared.setdefault(m, {}).setdefault("reader", spec)
     modalities = list(MODALITY_COLUMNS) + sorted(
         {m for e in entries for m in e.sources} - set(MODALITY_COLUMNS)
     )

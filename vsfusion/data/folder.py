@@ -89,6 +89,7 @@ __all__ = [
     "read_sensor_file",
     "scan",
     "sensor_channels",
+    "sensor_from_array",
 ]
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,22 @@ def read_sensor_file(path: str, steps: int | None = SENSOR_STEPS) -> np.ndarray:
         grid = np.linspace(t[0], t[-1], len(t))
         data = np.stack([np.interp(grid, t, x[:, c]) for c in range(x.shape[1])], axis=1)
         data = data.astype(np.float32)
+    return sensor_from_array(data, steps, path)
+
+
+def sensor_from_array(
+    data: Any, steps: int | None = SENSOR_STEPS, where: str | os.PathLike = "sensor"
+) -> np.ndarray:
+    """:func:`read_sensor_file` of a recording already in memory (evenly spaced samples).
+
+    Checked like a file (2-D, numeric, finite) and resampled to ``steps`` the same way; what a
+    served model does with a recording it receives.
+
+    Example:
+        >>> sensor_from_array(np.zeros((50, 6)), steps=128).shape
+        (128, 6)
+    """
+    data = validate_sensor(np.asarray(data), where)
     return data if steps is None else resample(data, steps)
 
 

@@ -60,8 +60,11 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return path
 
 
-def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """Save named arrays to ``path`` (compressed ``.npz``) via ``<path>.tmp`` and an atomic rename.
+def atomic_save_npz(
+    path: str | os.PathLike, *, compress: bool = True, **arrays: np.ndarray
+) -> Path:
+    """Save named arrays to ``path`` (``.npz``, compressed unless ``compress=False``) via
+    ``<path>.tmp`` and an atomic rename.
 
     Example:
         >>> import tempfile
@@ -72,7 +75,8 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """
     path = Path(path)
     plain = {k: np.asarray(v) for k, v in arrays.items()}
-    _replace(_tmp_path(path), path, lambda f: np.savez_compressed(f, **plain))
+    save = np.savez_compressed if compress else np.savez
+    _replace(_tmp_path(path), path, lambda f: save(f, **plain))
     return path
 
 

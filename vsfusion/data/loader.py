@@ -205,7 +205,12 @@ class ClipLoader(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         """Advance the epoch: new augmentation draws and, with ``shuffle``, a new order."""
-        self.epoch += 1
+        self.seek_epoch(self.epoch + 1)
+
+    def seek_epoch(self, epoch: int) -> None:
+        """Continue at ``epoch``: its order and augmentation draws, as after that many epochs
+        (what a resumed fit restores)."""
+        self.epoch = int(epoch)
         self._order = self._permutation()
 
     @property

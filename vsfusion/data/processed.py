@@ -90,7 +90,9 @@ def layout_modalities(
     root: str | os.PathLike, base: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """``base`` plus the columns ``<root>/modalities.json`` declares (e.g. ``pose`` written by
-    ``python -m vsfusion.data.pose``): ``{column: {"kind": ..., **attributes}}``.
+    ``python -m vsfusion.data.pose``): ``{column: {"kind": ..., **attributes}}``. A base column of
+    the same kind takes over only the recorded ``reader`` (how ``utils/videoprocess.py`` made the
+    clips, :func:`~vsfusion.data.cache.reader_spec`), which ``predict.py`` reads new videos with.
 
     Example:
         >>> layout_modalities("/nonexistent", {"video": {"kind": "rgb"}})
@@ -98,8 +100,13 @@ def layout_modalities(
     """
     out = {c: dict(d) for c, d in base.items()}
     for col, decl in read_streams(Path(root) / STREAMS_NAME).items():
-        if col not in out and isinstance(decl, dict) and decl.get("kind"):
-            out[col] = {"kind": decl["kind"], **dict(decl.get("attrs") or {})}
+        if not isinstance(decl, dict) or not decl.get("kind"):
+            continue
+        attrs = dict(decl.get("attrs") or {})
+        if col not in out:
+            out[col] = {"kind": decl["kind"], **attrs}
+        elif decl["kind"] == out[col].get("kind") and isinstance(attrs.get("reader"), dict):
+            out[col]["reader"] = attrs["reader"]  # e.g. utils/videoprocess.py's read_clip
     return out
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import signal
 
 from vsfusion.data.errors import DataError
 
@@ -120,6 +119,8 @@ def resample(array: np.ndarray, steps: int) -> np.ndarray:
     if n == 1:
         return np.repeat(x, steps, axis=0).astype(np.float32)
     if steps < n:
+        from scipy import signal  # imported here: 0.4-1 s that reading a video alone never needs
+
         # New Nyquist relative to the old one: output spacing is (n-1)/(steps-1) input samples.
         wn = _CUTOFF * (steps - 1) / (n - 1)
         sos = signal.butter(_FILTER_ORDER, wn, output="sos")

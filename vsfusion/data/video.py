@@ -29,8 +29,10 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "VIDEO_PATTERNS",
     "Box",
+    "bgr_to_rgb",
     "center_crop",
     "check_crop",
+    "clip_from_frames",
     "crop_box",
     "crop_clip",
     "crop_params",
@@ -218,6 +220,18 @@ def _open(path: Path) -> cv2.VideoCapture:
     return cap
 
 
+def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
+    """An OpenCV frame (BGR, or grey 2-D) as RGB uint8 ``(H, W, 3)``: what the decoder keeps.
+
+    Example:
+        >>> bgr_to_rgb(np.array([[[1, 2, 3]]], np.uint8)).tolist()
+        [[[3, 2, 1]]]
+    """
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
 def _decode(path: Path, keep: np.ndarray | None, size: int | None) -> tuple[list, int]:
     """Decode sequentially, retrieving frames at sorted indices ``keep`` (all when None).
 
@@ -238,10 +252,7 @@ def _decode(path: Path, keep: np.ndarray | None, size: int | None) -> tuple[list
                 ok, frame = cap.retrieve()
                 if not ok or frame is None:
                     break
-                if frame.ndim == 2:
-                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-                else:
-                    frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                frame = bgr_to_rgb(frame)
                 if size is not None:
                     frame = _resize_frame(frame, size)
                 frames.append(frame)
@@ -673,6 +684,59 @@ def read_clip(
     crop = check_crop(crop)
     decode = size if crop == "centre" else 2 * size
     clip, info = crop_clip(read_video(path, num_frames=num_frames, size=decode), size, crop, path)
+    return (clip, info) if with_info else clip
+
+
+def clip_from_frames(
+    frames: Any,
+    num_frames: int = CACHE_FRAMES,
+    size: int = CACHE_SIZE,
+    crop: str = "centre",
+    with_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
+    """:func:`read_clip` on frames already decoded (a webcam, a browser), with the same result.
+
+    ``read_clip(path, ...)`` equals ``clip_from_frames(all RGB frames of path, ...)``: the same
+    uniform sampling (:func:`uniform_indices` over the frames given), the same per-frame resize
+    of the kept frames (shorter side ``size``, or ``2 * size`` for the person crop) and the same
+    :func:`crop_clip`.
+
+    Args:
+        frames: RGB uint8 frames, a sequence of ``(H, W, 3)`` arrays or one ``(T, H, W, 3)`` array
+            (convert OpenCV's BGR frames with :func:`bgr_to_rgb`).
+        num_frames: Frames sampled uniformly in time.
+        size: Output side.
+        crop: ``"centre"`` or ``"person"``.
+        with_info: Also return the crop info.
+
+    Returns:
+        uint8 ``(num_frames, size, size, 3)``, or ``(clip, info)`` with ``with_info``.
+
+    Raises:
+        DataError: No frames, or frames that are not uint8 ``(H, W, 3)`` of one size.
+
+    Example:
+        >>> clip_from_frames([np.zeros((48, 64, 3), np.uint8)] * 10, 4, 32).shape
+        (4, 32, 32, 3)
+    """
+    crop = check_crop(crop)
+    n = len(frames)
+    if n == 0:
+        raise DataError("no frames to read a clip from; capture at least one frame")
+    idx = uniform_indices(n, num_frames)
+    kept = []
+    for i in np.unique(idx):
+        frame = np.asarray(frames[int(i)])
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise DataError(
+                f"frame {int(i)} is {frame.dtype} {frame.shape}; frames must be uint8 RGB (H, W, 3)"
+            )
+        kept.append(_resize_frame(frame, size if crop == "centre" else 2 * size))
+    if len({f.shape for f in kept}) > 1:
+        raise DataError("frames differ in size; capture every frame at one resolution")
+    pos = np.searchsorted(np.unique(idx), idx)
+    decoded = np.stack([kept[k] for k in pos])
+    clip, info = crop_clip(decoded, size, crop, "frames")
     return (clip, info) if with_info else clip
 
 

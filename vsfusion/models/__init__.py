@@ -1,6 +1,7 @@
 """Model builders: video trunks (I3D, X3D, R(2+1)D), sensor trunks, the skeleton trunk (ST-GCN),
 classifier heads, the generator, fusion layers."""
 
+import vsfusion._quiet_backend  # noqa: F401  (before Keras loads TensorFlow)
 from vsfusion.models.backbones import (
     BACKBONES,
     BackboneSpec,

@@ -36,6 +36,7 @@ Only ``keras.layers`` and ``keras.ops`` are used, and all state changes are vari
 inside ``call``, so the model trains with ``fit`` under the TensorFlow and JAX backends.
 
 Example:
+    >>> from vsfusion.models import build_backbone
     >>> q = build_backbone("x3d_xs", (4, 32, 32, 3))
     >>> k = build_backbone("x3d_xs", (4, 32, 32, 3), name="x3d_xs_key")
     >>> moco = MomentumContrast(q, k, proj_dim=16, proj_hidden=32)
@@ -121,6 +122,7 @@ class MomentumContrast(keras.Model):
         name: Model name.
 
     Example:
+        >>> from vsfusion.models import build_backbone
         >>> moco = MomentumContrast(build_backbone("i3d", (8, 32, 32, 1)),
         ...                         build_backbone("i3d", (8, 32, 32, 1), name="i3d_key"))
     """

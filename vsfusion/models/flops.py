@@ -11,7 +11,7 @@ Example:
     >>> inp = keras.Input((4, 8, 8, 3))
     >>> out = keras.layers.Conv3D(2, 3, padding="same", use_bias=False)(inp)
     >>> count_macs(keras.Model(inp, out))  # 4*8*8*2 outputs x 3*3*3*3 multiply-adds
-    13824
+    41472
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ class L2Norm(keras.layers.Layer):
         **kwargs: Standard layer arguments (``name``, ``dtype``...).
 
     Example:
-        >>> L2Norm()(np.array([[3.0, 4.0]], "float32"))  # ~ [[5.0]]
+        >>> import numpy as np
+        >>> keras.ops.convert_to_numpy(L2Norm()(np.array([[3.0, 4.0]], "float32"))).round(3)
+        array([[5.]], dtype=float32)
     """
 
     def __init__(self, epsilon: float = 1e-12, **kwargs) -> None:
@@ -161,8 +163,14 @@ def build_generator_training_model(
         ValueError: If the widths of the parts do not chain or their names collide.
 
     Example:
-        >>> model = build_generator_training_model(trunk, build_generator_head(1024, 128), s_head)
+        >>> from vsfusion.models import build_backbone
+        >>> from vsfusion.models.heads import build_classifier_head
+        >>> trunk = build_backbone("x3d_xs", (4, 32, 32, 3))  # a 2048-d video embedding
+        >>> s_head = build_classifier_head(128, 5, name="sensor_head")  # a 128-d sensor head
+        >>> model = build_generator_training_model(trunk, build_generator_head(2048, 128), s_head)
         >>> model.compile("adam", loss=generator_losses(), loss_weights=generator_loss_weights())
+        >>> sorted(model.output)
+        ['embedding', 'norm', 'probs']
     """
     _check_dims(video_trunk, generator_head, sensor_head)
     sensor_head.trainable = False
@@ -231,8 +239,16 @@ def build_generated_sensor_model(
         ValueError: If the widths of the parts do not chain or their names collide.
 
     Example:
-        >>> out = build_generated_sensor_model(trunk, gen, s_head).predict({"video": clips})
+        >>> from vsfusion.models import build_backbone
+        >>> from vsfusion.models.heads import build_classifier_head
+        >>> trunk = build_backbone("x3d_xs", (4, 32, 32, 3))  # a 2048-d video embedding
+        >>> s_head = build_classifier_head(128, 5, name="sensor_head")  # a 128-d sensor head
+        >>> import numpy as np
+        >>> gen = build_generator_head(2048, 128)
+        >>> clips = np.zeros((2, 4, 32, 32, 3), "float32")
+        >>> out = build_generated_sensor_model(trunk, gen, s_head).predict({"video": clips}, verbose=0)
         >>> out["probs"].shape  # (N, K)
+        (2, 5)
     """
     _check_dims(video_trunk, generator_head, sensor_head)
     inputs = model_inputs_like(video_trunk)
@@ -251,7 +267,8 @@ def generator_losses(huber_delta: float = 1.0) -> dict[str, keras.losses.Loss]:
         ``{"embedding": Huber, "norm": MeanSquaredError, "probs": SparseCategoricalCrossentropy}``.
 
     Example:
-        >>> model.compile("adam", loss=generator_losses(0.5), loss_weights=generator_loss_weights())
+        >>> sorted((name, type(loss).__name__) for name, loss in generator_losses(0.5).items())
+        [('embedding', 'Huber'), ('norm', 'MeanSquaredError'), ('probs', 'SparseCategoricalCrossentropy')]
     """
     return {
         "embedding": keras.losses.Huber(delta=float(huber_delta)),
@@ -299,7 +316,9 @@ class Temper(keras.layers.Layer):
         **kwargs: Standard layer arguments.
 
     Example:
-        >>> Temper(2.0)(np.array([[0.8, 0.2]], "float32"))  # ~ [[0.667, 0.333]]
+        >>> import numpy as np
+        >>> keras.ops.convert_to_numpy(Temper(2.0)(np.array([[0.8, 0.2]], "float32"))).round(3)
+        array([[0.667, 0.333]], dtype=float32)
     """
 
     def __init__(self, temperature: float = 1.0, epsilon: float = 1e-7, **kwargs) -> None:
@@ -431,8 +450,14 @@ def build_privileged_model(
         A functional ``keras.Model`` with the trunk's inputs and a dict of outputs.
 
     Example:
-        >>> model = build_privileged_model(trunk, build_classifier_head(1024, 5), gen, s_head)
-        >>> sorted(model(clips))  # clips: a batch of the trunk's inputs
+        >>> from vsfusion.models import build_backbone
+        >>> from vsfusion.models.heads import build_classifier_head
+        >>> trunk = build_backbone("x3d_xs", (4, 32, 32, 3))  # a 2048-d video embedding
+        >>> s_head = build_classifier_head(128, 5, name="sensor_head")  # a 128-d sensor head
+        >>> import numpy as np
+        >>> gen = build_generator_head(2048, 128)
+        >>> model = build_privileged_model(trunk, build_classifier_head(2048, 5), gen, s_head)
+        >>> sorted(model({"video": np.zeros((2, 4, 32, 32, 3), "float32")}))
         ['class_probs', 'embedding', 'kd', 'norm', 'probs']
     """
     if (generator_head is None) != (sensor_head is None):
@@ -487,7 +512,12 @@ def build_cmc_model(
         A functional ``keras.Model`` with a dict of inputs and a dict of outputs.
 
     Example:
-        >>> model = build_cmc_model(trunk, build_classifier_head(1024, 5), 128)
+        >>> import numpy as np
+        >>> from vsfusion.models import build_backbone
+        >>> from vsfusion.models.heads import build_classifier_head
+        >>> trunk = build_backbone("x3d_xs", (4, 32, 32, 3))
+        >>> model = build_cmc_model(trunk, build_classifier_head(2048, 5), 128)
+        >>> clips, u_s = np.zeros((2, 4, 32, 32, 3), "float32"), np.zeros((2, 128), "float32")
         >>> sorted(model({"video": clips, "sensor_embedding": u_s}))
         ['class_probs', 'cmc_sensor', 'cmc_video']
     """

@@ -80,8 +80,12 @@ def model_inputs_like(model: keras.Model) -> dict[str, keras.KerasTensor]:
         ``{input name: keras.Input}`` in ``model.inputs`` order.
 
     Example:
-        >>> x = model_inputs_like(trunk)  # {"video": <KerasTensor>}
-        >>> outer = keras.Model(x, head(trunk(x)))
+        >>> from vsfusion.models.sensor import build_inception_time
+        >>> trunk = build_inception_time(input_shape=(64, 6))
+        >>> x = model_inputs_like(trunk)
+        >>> sorted(x)
+        ['sensor']
+        >>> outer = keras.Model(x, build_classifier_head(128, 5)(trunk(x)))
     """
     fresh = [_input_like(t) for t in model.inputs]
     return {t.name: t for t in fresh}
@@ -98,8 +102,11 @@ def call_on_inputs(model: keras.Model, inputs: dict[str, keras.KerasTensor]):
         ``model``'s outputs.
 
     Example:
-        >>> x = model_inputs_like(trunk)
-        >>> h = call_on_inputs(trunk, x)
+        >>> from vsfusion.models.sensor import build_inception_time
+        >>> trunk = build_inception_time(input_shape=(64, 6))
+        >>> h = call_on_inputs(trunk, model_inputs_like(trunk))
+        >>> h.shape
+        (None, 128)
     """
     struct = model.input
     if isinstance(struct, dict):
@@ -132,6 +139,7 @@ def build_classifier(
         ValueError: If trunk and head share a name or the widths do not match.
 
     Example:
+        >>> from vsfusion.models.sensor import build_inception_time
         >>> trunk = build_inception_time(input_shape=(64, 6))
         >>> clf = build_classifier(trunk, build_classifier_head(128, 5, name="sensor_head"))
         >>> clf.get_layer("sensor_head") is not None
@@ -204,6 +212,7 @@ def split_classifier(model: keras.Model) -> tuple[keras.Model, keras.Model]:
         ValueError: If ``model`` does not nest exactly one trunk and one head.
 
     Example:
+        >>> from vsfusion.models.i3d import build_i3d
         >>> trunk, head = split_classifier(build_i3d(input_shape=(8, 32, 32, 3), num_classes=4))
         >>> trunk.output_shape, head.output_shape
         ((None, 1024), (None, 4))

@@ -294,7 +294,7 @@ def load_i3d_weights(
 
     Example:
         >>> trunk = build_i3d(input_shape=(16, 224, 224, 3))
-        >>> loaded = load_i3d_weights(trunk, "rgb_inception_i3d_tf_dim_ordering_tf_kernels_notop.h5")
+        >>> loaded = load_i3d_weights(trunk, "rgb_inception_i3d_tf_dim_ordering_tf_kernels_notop.h5")  # doctest: +SKIP
     """
     trunk = _find_i3d_trunk(model)
     if trunk is None:

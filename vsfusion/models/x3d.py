@@ -91,7 +91,7 @@ class DepthwiseConv3D(layers.Layer):
 
     Example:
         >>> layer = DepthwiseConv3D((3, 3, 3), strides=(1, 2, 2))
-        >>> layer(keras.ops.ones((2, 4, 8, 8, 5))).shape
+        >>> tuple(layer(keras.ops.ones((2, 4, 8, 8, 5))).shape)
         (2, 4, 4, 4, 5)
     """
 
@@ -164,7 +164,7 @@ class SqueezeExcite3D(layers.Layer):
     """Squeeze-and-excitation over a 3-D feature map: global mean -> ReLU bottleneck -> sigmoid gate.
 
     Example:
-        >>> SqueezeExcite3D(8)(keras.ops.ones((2, 3, 4, 4, 16))).shape
+        >>> tuple(SqueezeExcite3D(8)(keras.ops.ones((2, 3, 4, 4, 16))).shape)
         (2, 3, 4, 4, 16)
     """
 

@@ -50,6 +50,11 @@ from vsfusion.stages.common import (
 from vsfusion.stages.distribute import distributed
 
 __all__ = [
+    "ClassifierPlan",
+    "plan_video",
+    "plan_sensor",
+    "plan_stream",
+    "fit_classifier",
     "run_video",
     "run_sensor",
     "run_stream",
@@ -98,23 +103,63 @@ def evaluate_classifier(
 
 
 def _split_loaders(
-    manifest: Manifest, modality: str, cfg: StageConfig, **kw: Any
+    manifest: Manifest, modality: str, cfg: StageConfig, *, test: bool = True, **kw: Any
 ) -> tuple[ClipLoader, ClipLoader, ClipLoader | None]:
+    """Training, validation and (unless ``test`` is False, or it has no ``modality``) test
+    loaders; with ``test=False`` no test row is read."""
     train_rows = require_modality(manifest, "train", modality)
     val_rows = require_modality(manifest, "val", modality)
-    test_rows = rows_with(manifest.split("test"), modality)
     train = make_loader(train_rows, manifest, modality, cfg, train=True, **kw)
     val = make_loader(val_rows, manifest, modality, cfg, train=False, **kw)
-    test = (
+    if not test:
+        return train, val, None
+    test_rows = rows_with(manifest.split("test"), modality)
+    loader = (
         make_loader(test_rows, manifest, modality, cfg, train=False, **kw)
         if len(test_rows)
         else None
     )
-    if test is None:
+    if loader is None:
         logger.warning(
             "test split has no %s recordings: only validation metrics are reported", modality
         )
-    return train, val, test
+    return train, val, loader
+
+
+@dataclasses.dataclass
+class ClassifierPlan:
+    """What a classifier stage trains, built from its config before anything is fitted.
+
+    Attributes:
+        manifest: The dataset the loaders read.
+        build: ``build(train_loader) -> keras.Model``: a fresh, uncompiled classifier whose input
+            normalisation (if any) comes from ``train_loader``'s samples.
+        train: Training loader (augmented, shuffled).
+        val: Validation loader (the epoch is selected on it).
+        test: Test loader, or None (no test recordings, or planned with ``test=False``).
+        refit_loader: ``refit_loader()``: a training loader over training + validation subjects
+            (``--final_fit``).
+        extra: What the run's ``metrics.json`` records about the model (input shape, trunk, ...).
+        late_extra: More of it, known only after ``build`` ran (e.g. pretrained layers).
+        folder: The run's folder under ``<checkpoints>/<dataset>/`` when not the stage's name
+            (a stream's column).
+
+    Example:
+        >>> plan = plan_sensor(SensorConfig(dataset="demo", epoch=2), test=False)  # doctest: +SKIP
+        >>> model, selection = fit_classifier(plan, cfg, run=None)  # doctest: +SKIP
+        >>> selection["best_epoch"], plan.test is None  # doctest: +SKIP
+        (2, True)
+    """
+
+    manifest: Manifest
+    build: Callable[[ClipLoader], keras.Model]
+    train: ClipLoader
+    val: ClipLoader
+    test: ClipLoader | None
+    refit_loader: Callable[[], ClipLoader]
+    extra: dict[str, Any]
+    late_extra: Callable[[], dict[str, Any]] | None = None
+    folder: str | None = None
 
 
 def _compile(model: keras.Model, cfg: ClassifierConfig, steps_per_epoch: int) -> None:
@@ -122,30 +167,45 @@ def _compile(model: keras.Model, cfg: ClassifierConfig, steps_per_epoch: int) ->
     model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=loss, metrics=metrics)
 
 
-def _train_and_report(
-    build: Callable[[ClipLoader], keras.Model],
-    loaders: tuple[ClipLoader, ClipLoader, ClipLoader | None],
-    refit_loader: Callable[[], ClipLoader],
-    manifest: Manifest,
+def fit_classifier(
+    plan: ClassifierPlan,
     cfg: ClassifierConfig,
-    run: RunDir,
-    extra: dict[str, Any],
-    late_extra: Callable[[], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Fit ``build(train)`` with the epoch chosen on validation; with ``cfg.final_fit`` refit
-    ``build(refit_loader())`` on training + validation for that many epochs (a cosine schedule
-    then decays to 0 at the refit's last epoch) and report test metrics of the refit model. Validation metrics are always those of
-    the model selected on validation (the refit model has seen the validation subjects)."""
-    train, val, test = loaders
-    model = build(train)
-    _compile(model, cfg, len(train))
-    selection = fit_with_selection(model, train, val, cfg, run)
+    run: RunDir | None,
+    *,
+    history_file: str = "history.csv",
+) -> tuple[keras.Model, dict[str, Any]]:
+    """The stage's training: build ``plan``'s model, compile it with the stage's optimizer, loss
+    and schedule, and fit it on the training split with the epoch selected on validation
+    (:func:`~vsfusion.stages.common.fit_with_selection`; the test loader is not used).
+
+    Returns:
+        The model with the selected epoch's weights, and the selection (``best_epoch``,
+        ``val_accuracy``, ``epochs_run``).
+
+    Example:
+        >>> plan = plan_sensor(cfg, test=False)  # doctest: +SKIP
+        >>> model, selection = fit_classifier(plan, cfg, run)  # doctest: +SKIP
+    """
+    model = plan.build(plan.train)
+    _compile(model, cfg, len(plan.train))
+    selection = fit_with_selection(model, plan.train, plan.val, cfg, run, history_file=history_file)
+    return model, selection
+
+
+def _train_and_report(plan: ClassifierPlan, cfg: ClassifierConfig, run: RunDir) -> dict[str, Any]:
+    """Fit ``plan`` with the epoch chosen on validation; with ``cfg.final_fit`` refit
+    ``plan.build(plan.refit_loader())`` on training + validation for that many epochs (a cosine
+    schedule then decays to 0 at the refit's last epoch) and report test metrics of the refit
+    model. Validation metrics are always those of the model selected on validation (the refit
+    model has seen the validation subjects)."""
+    manifest, train, val, test = plan.manifest, plan.train, plan.val, plan.test
+    model, selection = fit_classifier(plan, cfg, run)
     val_metrics = evaluate_classifier(model, val, manifest.classes)
     refit: dict[str, Any] | None = None
     if cfg.final_fit:
-        both = refit_loader()
+        both = plan.refit_loader()
         seed_everything(cfg.seed)
-        model = build(both)
+        model = plan.build(both)
         epochs = int(selection["best_epoch"])
         # The refit's schedule ends at its last epoch: a cosine schedule anneals to 0 there
         # instead of stopping part-way down the selection run's longer horizon.
@@ -162,8 +222,8 @@ def _train_and_report(
         "n_val": len(val.labels),
         "n_test": len(test.labels) if test is not None else 0,
         **selection,
-        **extra,
-        **(late_extra() if late_extra else {}),
+        **plan.extra,
+        **(plan.late_extra() if plan.late_extra else {}),
         "final_fit": refit,
         "val": val_metrics,
         "test": evaluate_classifier(model, test, manifest.classes) if test is not None else None,
@@ -172,6 +232,12 @@ def _train_and_report(
     test_acc = metrics["test"]["top1"] if metrics["test"] else float("nan")
     logger.info("%s: val top-1 %.3f, test top-1 %.3f", cfg.stage, metrics["val"]["top1"], test_acc)
     return metrics
+
+
+def _run(plan: ClassifierPlan, cfg: ClassifierConfig) -> RunDir:
+    run = RunDir.create(cfg, stage=plan.folder)
+    _train_and_report(plan, cfg, run)
+    return run
 
 
 def sensor_augment(cfg: SensorConfig, channels: int) -> SensorAugment | None:
@@ -205,19 +271,26 @@ def _train_plus_val(manifest: Manifest, modality: str) -> Any:
     return rows.reset_index(drop=True)
 
 
-@distributed
-def run_sensor(cfg: SensorConfig) -> RunDir:
-    """Train the InceptionTime sensor classifier; normalisation statistics come from training data only."""
+def plan_sensor(
+    cfg: SensorConfig, manifest: Manifest | None = None, *, test: bool = True
+) -> ClassifierPlan:
+    """The sensor stage's InceptionTime classifier and loaders (seeded with ``cfg.seed``);
+    normalisation statistics come from training data only.
+
+    Args:
+        cfg: The stage's configuration.
+        manifest: The dataset, when already loaded (default: :func:`load_manifest` of ``cfg``).
+        test: Also make the test loader; False reads no test row.
+    """
     seed_everything(cfg.seed)
-    manifest = load_manifest(cfg)
+    manifest = manifest if manifest is not None else load_manifest(cfg)
     kw: dict[str, Any] = {"sensor_steps": cfg.sensor_steps}
     probe = make_loader(
         require_modality(manifest, "val", "sensor"), manifest, "sensor", cfg, train=False, **kw
     )
     steps, channels = probe[0][0]["sensor"].shape[1:]
     kw["sensor_augment"] = sensor_augment(cfg, int(channels))
-    loaders = _split_loaders(manifest, "sensor", cfg, **kw)
-    run = RunDir.create(cfg)
+    train, val, test_loader = _split_loaders(manifest, "sensor", cfg, test=test, **kw)
 
     def build(train: ClipLoader) -> keras.Model:
         plain = make_loader(train.samples, manifest, "sensor", cfg, train=False, **kw)
@@ -239,31 +312,31 @@ def run_sensor(cfg: SensorConfig) -> RunDir:
         )
 
     augment = kw["sensor_augment"]
-    _train_and_report(
-        build,
-        loaders,
-        refit_loader,
-        manifest,
-        cfg,
-        run,
-        {
-            "input_shape": [int(steps), int(channels)],
-            "augment": dataclasses.asdict(augment) if augment else None,
-        },
-    )
-    return run
+    extra = {
+        "input_shape": [int(steps), int(channels)],
+        "augment": dataclasses.asdict(augment) if augment else None,
+    }
+    return ClassifierPlan(manifest, build, train, val, test_loader, refit_loader, extra)
 
 
 @distributed
-def run_video(cfg: VideoConfig) -> RunDir:
-    """Train the video classifier (``--backbone``): from scratch, fine-tuned from ``--pretrain``
-    (a ``pretrain_video.py`` run of the same backbone, or Kinetics-style I3D weights), or, with
-    ``--freeze_trunk``, as a linear probe of the (pretrained) trunk."""
+def run_sensor(cfg: SensorConfig) -> RunDir:
+    """Train the InceptionTime sensor classifier (:func:`plan_sensor`), select the epoch on
+    validation and report validation and test metrics."""
+    return _run(plan_sensor(cfg), cfg)
+
+
+def plan_video(
+    cfg: VideoConfig, manifest: Manifest | None = None, *, test: bool = True
+) -> ClassifierPlan:
+    """The video stage's classifier (``--backbone``, optionally ``--pretrain``-ed and
+    ``--freeze_trunk``-frozen) and loaders (seeded with ``cfg.seed``); ``manifest`` and ``test``
+    as in :func:`plan_sensor`."""
     check_video_trunk(cfg.backbone, cfg.num_frames, cfg.crop_size, cfg.pretrain)
     if cfg.optimizer not in ("adam", "sgd"):  # argparse choices guard the CLI; this guards YAML
         raise StageError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
     seed_everything(cfg.seed)
-    manifest = load_manifest(cfg)
+    manifest = manifest if manifest is not None else load_manifest(cfg)
     kw = {
         "num_frames": cfg.num_frames,
         "crop_size": cfg.crop_size,
@@ -273,9 +346,8 @@ def run_video(cfg: VideoConfig) -> RunDir:
         "erase_prob": cfg.erase_prob,
         "mixup": cfg.mixup,
     }
-    loaders = _split_loaders(manifest, "video", cfg, **kw)
+    train, val, test_loader = _split_loaders(manifest, "video", cfg, test=test, **kw)
     channels = manifest.stream("video").channels
-    run = RunDir.create(cfg)
     input_shape = (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels)
     pretrained: dict[str, Any] = {"pretrain": None, "pretrained_layers": 0}
 
@@ -300,32 +372,39 @@ def run_video(cfg: VideoConfig) -> RunDir:
             _train_plus_val(manifest, "video"), manifest, "video", cfg, train=True, **kw
         )
 
-    _train_and_report(
-        build,
-        loaders,
-        refit_loader,
+    extra = {
+        "backbone": cfg.backbone,
+        "input_shape": list(input_shape),
+        "freeze_trunk": cfg.freeze_trunk,
+    }
+    return ClassifierPlan(
         manifest,
-        cfg,
-        run,
-        {
-            "backbone": cfg.backbone,
-            "input_shape": list(input_shape),
-            "freeze_trunk": cfg.freeze_trunk,
-        },
-        lambda: dict(pretrained),
+        build,
+        train,
+        val,
+        test_loader,
+        refit_loader,
+        extra,
+        late_extra=lambda: dict(pretrained),
     )
-    return run
 
 
 @distributed
-def run_stream(cfg: StreamConfig) -> RunDir:
-    """Train a classifier for one sequence stream (``--stream``: a column or a kind) with the
-    trunk its kind names (or ``--trunk``), the kind's augmentation and the left-right mirror.
+def run_video(cfg: VideoConfig) -> RunDir:
+    """Train the video classifier (``--backbone``): from scratch, fine-tuned from ``--pretrain``
+    (a ``pretrain_video.py`` run of the same backbone, or Kinetics-style I3D weights), or, with
+    ``--freeze_trunk``, as a linear probe of the (pretrained) trunk (:func:`plan_video`)."""
+    return _run(plan_video(cfg), cfg)
 
-    The run goes to ``<checkpoints>/<dataset>/<column>/``, where the generator and fusion stages
-    look for a stream's classifier."""
+
+def plan_stream(
+    cfg: StreamConfig, manifest: Manifest | None = None, *, test: bool = True
+) -> ClassifierPlan:
+    """The classifier of one sequence stream (``--stream``) with the trunk its kind names (or
+    ``--trunk``), and its loaders (seeded with ``cfg.seed``); ``manifest`` and ``test`` as in
+    :func:`plan_sensor`. ``folder`` is the stream's column."""
     seed_everything(cfg.seed)
-    manifest = load_manifest(cfg)
+    manifest = manifest if manifest is not None else load_manifest(cfg)
     try:
         column = manifest.resolve_stream(cfg.stream)
     except DataError as exc:
@@ -348,8 +427,7 @@ def run_stream(cfg: StreamConfig) -> RunDir:
         require_modality(manifest, "val", column), manifest, column, cfg, train=False, **plain_kw
     )
     sample_shape = tuple(int(d) for d in plain[0][0][column].shape[1:])
-    loaders = _split_loaders(manifest, column, cfg, **kw)
-    run = RunDir.create(cfg, stage=column)
+    train, val, test_loader = _split_loaders(manifest, column, cfg, test=test, **kw)
 
     def build(train: ClipLoader) -> keras.Model:
         rows = make_loader(train.samples, manifest, column, cfg, train=False, **plain_kw)
@@ -373,19 +451,24 @@ def run_stream(cfg: StreamConfig) -> RunDir:
             _train_plus_val(manifest, column), manifest, column, cfg, train=True, **kw
         )
 
-    _train_and_report(
-        build,
-        loaders,
-        refit_loader,
-        manifest,
-        cfg,
-        run,
-        {
-            "stream": column,
-            "kind": info.kind,
-            "trunk": trunk,
-            "input_shape": list(sample_shape),
-            "augment": type(augment).__name__ if augment else None,
-        },
+    extra = {
+        "stream": column,
+        "kind": info.kind,
+        "trunk": trunk,
+        "input_shape": list(sample_shape),
+        "augment": type(augment).__name__ if augment else None,
+    }
+    return ClassifierPlan(
+        manifest, build, train, val, test_loader, refit_loader, extra, folder=column
     )
-    return run
+
+
+@distributed
+def run_stream(cfg: StreamConfig) -> RunDir:
+    """Train a classifier for one sequence stream (``--stream``: a column or a kind) with the
+    trunk its kind names (or ``--trunk``), the kind's augmentation and the left-right mirror
+    (:func:`plan_stream`).
+
+    The run goes to ``<checkpoints>/<dataset>/<column>/``, where the generator and fusion stages
+    look for a stream's classifier."""
+    return _run(plan_stream(cfg), cfg)

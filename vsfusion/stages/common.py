@@ -9,6 +9,8 @@ A run that trained also holds ``tensorboard/`` (event files of every fit, unless
 ``--no-tensorboard``; a fit other than the main one in a subfolder named after its history, e.g.
 ``tensorboard/control/``) and ``curves.png`` (loss and accuracy per epoch of every history file,
 the selected epoch marked), written by :meth:`RunDir.finish`.
+While a run trains, ``resume/`` in its folder holds the per-epoch backup that ``--resume``
+continues a killed run from (:mod:`vsfusion.stages.resume`); it is removed at the finish.
 """
 
 from __future__ import annotations
@@ -121,15 +123,30 @@ class RunDir:
         self.started = time.time()
         # history files of the fits of this run, in order, and each one's selected epoch
         self.histories: dict[str, int | None] = {}
+        # resuming (vsfusion.stages.resume): the folder lock, whether this run continues a killed
+        # one, the seconds of earlier attempts, when and from which epochs it was resumed, and
+        # the cost of the per-epoch backups
+        self.lock: Any = None
+        self.resumed = False
+        self.elapsed_before = 0.0
+        self.first_started: str | None = None
+        self.resume_points: list[dict[str, Any]] = []
+        self.backup: dict[str, Any] = {}
         # a non-chief worker's temporary folder (removed when the run ends): None elsewhere
         self.scratch: Path | None = None
 
     @classmethod
     def create(cls, cfg: StageConfig, stage: str | None = None) -> RunDir:
         """A new run of ``cfg``'s stage under ``<checkpoints>/<dataset>/<stage>/`` (``stage``:
-        another folder than ``cfg.stage``, e.g. the stream a ``train_stream.py`` run trains)."""
+        another folder than ``cfg.stage``, e.g. the stream a ``train_stream.py`` run trains), or,
+        with ``cfg.resume``, the killed run it names, reopened (:func:`resume.reopen`)."""
+        from vsfusion.stages import resume
+
+        stage_dir = Path(cfg.checkpoints) / cfg.dataset / (stage or cfg.stage)
+        if getattr(cfg, "resume", None):
+            return resume.reopen(cls, cfg, stage_dir)
         name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S") + f"_seed{cfg.seed}"
-        final = Path(cfg.checkpoints) / cfg.dataset / (stage or cfg.stage) / name
+        final = stage_dir / name
         scratch = None
         if not distribute.is_chief():  # a multi-worker run's copy: the chief writes the run
             scratch = Path(tempfile.mkdtemp(prefix="vsfusion-worker-"))
@@ -137,11 +154,12 @@ class RunDir:
         if final.exists():
             raise StageError(f"{final} already exists; choose another --run_name or remove it")
         path = final.parent / f".{name}.incomplete"
-        if path.exists():  # left by a killed run
-            shutil.rmtree(path)
+        if path.exists():  # left by a killed run: an error naming --resume, or removed
+            resume.check_leftover(path, cfg)
         path.mkdir(parents=True)
         run = cls(path, final, cfg)
         run.scratch = scratch
+        run.lock = resume.lock_run(path)
         cls._open.append(run)
         atomic_write_text(path / "config.yaml", config_to_yaml(cfg))
         run.write_json("run.json", run._info())
@@ -150,6 +168,12 @@ class RunDir:
 
     def _info(self, **extra: Any) -> dict[str, Any]:
         replicas = distribute.current()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started))
+        resumed = (
+            {"resumed": len(self.resume_points), "resume_points": self.resume_points}
+            if self.resume_points
+            else {}
+        )
         return {
             "stage": self.cfg.stage,
             "seed": self.cfg.seed,
@@ -158,10 +182,23 @@ class RunDir:
             "backend": keras.backend.backend(),
             "python": platform.python_version(),
             "machine": machine_info(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "started": self.first_started or started,
             **({"distribute": replicas.record()} if replicas else {}),
+            **resumed,
             **extra,
         }
+
+    def seconds(self) -> float:
+        """Wall seconds of this run: this attempt's, plus those of earlier (killed) attempts up
+        to their last backup."""
+        return self.elapsed_before + time.time() - self.started
+
+    def note_resume(self, fit: str, epoch: int | str) -> None:
+        """Record in ``run.json`` that this attempt continued ``fit`` after ``epoch`` (``"done"``:
+        an earlier attempt finished it)."""
+        if self.resume_points:
+            self.resume_points[-1]["fits"][fit] = epoch
+            self.write_json("run.json", self._info())
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.path / name
@@ -171,14 +208,21 @@ class RunDir:
     def finish(self, metrics: dict[str, Any]) -> None:
         """Write metrics.json and the final run.json, move the run to its final name and point
         ``latest`` at it."""
-        seconds = round(time.time() - self.started, 1)
+        from vsfusion.stages.resume import STATE_DIR, unlock_run
+
+        seconds = round(self.seconds(), 1)
         self._plot_curves()
-        self.write_json("run.json", self._info(seconds=seconds, peak_rss_mb=peak_rss_mb()))
+        backup = {"backup": self.backup} if self.backup else {}
+        info = self._info(seconds=seconds, peak_rss_mb=peak_rss_mb(), **backup)
+        self.write_json("run.json", info)
         self.write_json("metrics.json", {**metrics, "seconds": seconds})
         os.replace(self.path, self.final)
         self.path = self.final
         RunDir._open.remove(self)
         atomic_write_text(self.final.parent / "latest", self.final.name + "\n")
+        shutil.rmtree(self.final / STATE_DIR, ignore_errors=True)  # the backups and the lock
+        unlock_run(self.lock)
+        self.lock = None
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -205,11 +249,19 @@ class RunDir:
 
     @classmethod
     def discard_incomplete(cls) -> None:
-        """Remove the folders of runs that were created but did not finish (after an error)."""
+        """Remove the folders of runs that were created but did not finish (after an error); a
+        resumed run's folder (a killed run's, with its backups) is kept for another --resume."""
+        from vsfusion.stages.resume import unlock_run
+
         while cls._open:
             run = cls._open.pop()
-            shutil.rmtree(run.scratch or run.path, ignore_errors=True)
-            logger.info("removed incomplete run %s", run.path)
+            if run.resumed:
+                logger.info("kept the resumed run %s for another --resume", run.path)
+            else:
+                shutil.rmtree(run.scratch or run.path, ignore_errors=True)
+                logger.info("removed incomplete run %s", run.path)
+            unlock_run(run.lock)
+            run.lock = None
 
 
 def _json_default(obj: Any) -> Any:
@@ -339,6 +391,21 @@ class BestOnValidation(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def resume_state(self) -> dict[str, Any]:
+        """What a resumed fit needs (the patience count follows from ``best_epoch``); the best
+        weights are the backup of epoch ``weights_epoch`` (:class:`resume.EpochBackup`)."""
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "weights_epoch": self.best_epoch,
+        }
+
+    def restore_state(self, state: dict[str, Any], weights: list[np.ndarray] | None) -> None:
+        self.best, self.best_epoch = state.get("best"), int(state.get("best_epoch", -1))
+        self.history = list(state.get("history", []))
+        self.best_weights = weights
 
 
 def check_video_trunk(
@@ -588,17 +655,28 @@ def fit_logged(
     **fit_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """``model.fit`` for ``epochs`` without selection (the last epoch is kept), with the
-    TensorBoard logger, writing ``history_file``; returns its rows."""
-    train, _, fit_kwargs = distribute.fit_data(train, None, fit_kwargs, seed=cfg.seed)
-    with distribute.fitting(model, train):
-        history = model.fit(
-            train,
-            epochs=epochs,
-            verbose=cfg.verbose,
-            callbacks=tracking_callbacks(cfg, run, history_file),
-            **fit_kwargs,
-        )
-    rows = history_rows(history)
+    TensorBoard logger and the per-epoch backup (:func:`resume.resumable_fit`), writing
+    ``history_file``; returns its rows."""
+    from vsfusion.stages.resume import resumable_fit
+
+    history: list[Any] = []
+    fit_train, _, fit_kwargs = distribute.fit_data(train, None, fit_kwargs)
+
+    def fit(extra: list[keras.callbacks.Callback]) -> None:
+        with distribute.fitting(model, fit_train):
+            history.append(
+                model.fit(
+                    fit_train,
+                    epochs=epochs,
+                    verbose=cfg.verbose,
+                    callbacks=[*tracking_callbacks(cfg, run, history_file), *extra],
+                    **fit_kwargs,
+                )
+            )
+
+    backup = resumable_fit(model, run, history_file, fit, data=(train,))
+    # a resumed fit's Keras history lacks the epochs of earlier attempts; the backup has them all
+    rows = backup.rows if backup is not None else history_rows(history[0])
     write_history(run, history_file, rows)
     return rows
 
@@ -619,21 +697,39 @@ def fit_with_selection(
     """Fit ``model`` on ``train``, select the epoch on ``val`` and write ``history_file``.
 
     The test split is never seen here. With ``cfg.tensorboard`` the fit logs to the run's
-    ``tensorboard/`` folder (:func:`tracking_callbacks`). Returns ``{"best_epoch", monitor,
+    ``tensorboard/`` folder (:func:`tracking_callbacks`); with a run, every epoch is backed up
+    and a resumed run continues the fit (:func:`resume.resumable_fit`; in-memory ``x``/``y``
+    arrays become :class:`resume.ArrayBatches`). Returns ``{"best_epoch", monitor,
     "epochs_run"}`` and, for each logged metric in ``report``, its value at the selected epoch.
     """
+    from vsfusion.stages.resume import array_batches, resumable_fit
+
     best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
-    fit_train, fit_val, fit_kwargs = distribute.fit_data(train, val, fit_kwargs, seed=cfg.seed)
-    try:
+    train, fit_kwargs = array_batches(train, fit_kwargs)  # arrays: an order a resume repeats
+    # --distribute: batches that split over the replicas (unchanged on one device)
+    fit_train, fit_val, fit_kwargs = distribute.fit_data(train, val, fit_kwargs)
+
+    def fit(extra: list[keras.callbacks.Callback]) -> Any:
         with distribute.fitting(model, fit_train):
-            model.fit(
+            return model.fit(
                 fit_train,
                 validation_data=fit_val,
                 epochs=cfg.epoch,
-                callbacks=[best, *tracking_callbacks(cfg, run, history_file)],
+                callbacks=[best, *tracking_callbacks(cfg, run, history_file), *extra],
                 verbose=cfg.verbose,
                 **fit_kwargs,
             )
+
+    try:
+        resumable_fit(
+            model,
+            run,
+            history_file,
+            fit,
+            data=(train,),
+            state={"selection": best},
+            final_epoch=lambda: best.best_epoch,
+        )
     except Exception:
         data_error = _loader_error(train) or _loader_error(val)
         if data_error is not None:  # the backend wrapped it: report the loader's own message
@@ -660,6 +756,11 @@ def save_model(model: keras.Model, directory: Path, stem: str = "best") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     clean = keras.models.clone_model(model)
     clean.set_weights(model.get_weights())
+    if getattr(clean, "optimizer", None) is not None:
+        # clone_model compiles the clone of a compiled model with a fresh optimizer, whose
+        # variables would be saved beside the weights (3x the file for Adam)
+        clean.optimizer = None
+        clean.compiled = False
     target = directory / f"{stem}.keras"
     for suffix, writer in ((".keras", clean.save), (".weights.h5", clean.save_weights)):
         final = directory / f"{stem}{suffix}"

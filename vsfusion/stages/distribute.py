@@ -72,7 +72,6 @@ __all__ = [
     "fit_data",
     "predict_batches",
     "ReplicaBatches",
-    "ArrayBatches",
     "fitting",
 ]
 
@@ -365,6 +364,11 @@ def distributed(stage: F) -> F:
         with distribution(getattr(cfg, "distribute", "none") or "none") as replicas:
             if replicas is not None:
                 check_batch_size(int(cfg.batch_size), replicas)
+                if replicas.num_workers > 1 and getattr(cfg, "resume", None):
+                    raise ConfigError(
+                        "--resume with several workers is not supported; resume the run on one "
+                        "machine (--distribute mirrored, data_parallel or none)"
+                    )
             return stage(cfg, *args, **kwargs)
 
     return run  # type: ignore[return-value]
@@ -565,49 +569,14 @@ class ReplicaBatches(keras.utils.PyDataset):
             self.loader.on_epoch_end()
 
 
-class ArrayBatches(keras.utils.PyDataset):
-    """In-memory arrays ``x`` (an array or a dict of arrays) and ``y`` in batches of
-    ``batch_size``, in a new seeded order every epoch with ``shuffle``: what
-    ``fit(x, y, batch_size=..., shuffle=True)`` feeds, as a dataset :class:`ReplicaBatches` can
-    trim."""
-
-    def __init__(self, x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: int = 0):
-        super().__init__()
-        self.x, self.y, self.batch_size = x, y, int(batch_size)
-        self.shuffle, self.seed = shuffle, seed
-        self.n = _size(x)
-        self.epoch = 0
-        self._order = self._permutation()
-
-    def _permutation(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
-
-    def batch_indices(self, i: int) -> np.ndarray:
-        return self._order[i * self.batch_size : (i + 1) * self.batch_size]
-
-    def __getitem__(self, i: int) -> Any:
-        idx = self.batch_indices(i)
-        x = _take(self.x, idx)
-        return (x, _take(self.y, idx)) if self.y is not None else (x,)
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._permutation()
-
-
 def fit_data(
-    train: Any, val: Any = None, fit_kwargs: dict[str, Any] | None = None, *, seed: int = 0
+    train: Any, val: Any = None, fit_kwargs: dict[str, Any] | None = None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """``(train, validation_data, fit keywords)`` for ``model.fit`` under the active distribution.
 
     Without one (or with one replica) they are returned as given. Otherwise the training batches
     are trimmed to multiples of the replicas (:class:`ReplicaBatches`; in-memory arrays,
-    ``fit(x, y=..., batch_size=...)``, become an :class:`ArrayBatches` shuffled by ``seed``
+    ``fit(x, y=..., batch_size=...)``, become a :class:`vsfusion.stages.resume.ArrayBatches`
     first). Validation batches that do not split evenly are split unevenly by TensorFlow, which
     evaluates them exactly (a last batch smaller than the replicas joins the one before:
     ``merge_last``); under JAX they are replicated (``uneven_first``).
@@ -620,16 +589,17 @@ def fit_data(
     n = num_replicas()
     if n == 1:
         return train, val, kw
+    from vsfusion.stages.resume import ArrayBatches, array_batches
+
     part = _process_part()
     jax = _active is not None and _active.backend == "jax"
-    batch = int(kw.pop("batch_size", None) or 32)  # of in-memory arrays (Keras's default: 32)
-    if not isinstance(train, keras.utils.PyDataset):
-        y = kw.pop("y", None)
-        train = ArrayBatches(train, y, batch, shuffle=kw.pop("shuffle", True), seed=seed)
+    train, kw = array_batches(train, kw)  # in-memory arrays: batches that can be trimmed
     train = ReplicaBatches(train, n, mode="trim", part=part)
     if val is not None:
         if isinstance(val, tuple):
-            val = ArrayBatches(val[0], val[1] if len(val) > 1 else None, batch)
+            batch = int(kw.pop("validation_batch_size", None) or 32)
+            y = val[1] if len(val) > 1 else None
+            val = ArrayBatches(val[0], y, batch_size=batch, seed=0, shuffle=False)
         val = ReplicaBatches(val, n, mode="uneven_first" if jax else "merge_last", part=part)
     return train, val, kw
 

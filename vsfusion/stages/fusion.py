@@ -23,7 +23,11 @@ real sensor, selected the same way) complete the missing-modality matrix.
 embeddings out); ``deploy.keras`` is the whole predictor: video in, the fused class probabilities
 of the chosen rule out, with the rule and its weights (or the learned MLP and its
 standardisation) inside the graph (:func:`vsfusion.fusion.build_fused_predictor`). With a shared
-trunk both cost one video-trunk pass for both streams.
+trunk both cost one video-trunk pass for both streams. When the validation pool has sensor
+recordings, ``deploy_sensor.keras`` is the same for a deployment that has the sensor: video and
+real sensor in, their fusion chosen on the pool (the ``oracle_fusion`` row) out.
+``predictor.json`` names the class list, each deployable model's inputs and how the cache read
+and the loader transformed each input (:mod:`vsfusion.inference`, ``predict.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import numpy as np
 
 from vsfusion.config import FusionConfig
 from vsfusion.data import Manifest
-from vsfusion.data.io import atomic_save_npz
+from vsfusion.data.io import atomic_save_npz, atomic_write_text
 from vsfusion.data.splits import parse_subject_splits
 from vsfusion.evaluation.metrics import (
     classification_summary,
@@ -66,6 +70,7 @@ from vsfusion.fusion import (
     build_fused_predictor,
     select_fusion,
 )
+from vsfusion.inference import PREDICTOR_NAME, predictor_info
 from vsfusion.models import call_on_inputs, model_inputs_like, split_classifier
 from vsfusion.stages.classifiers import make_loader
 from vsfusion.stages.common import (
@@ -82,7 +87,13 @@ from vsfusion.stages.common import (
     seed_everything,
 )
 
-__all__ = ["run_fusion", "build_deploy_model", "build_fused_model", "GeneratorBundle"]
+__all__ = [
+    "run_fusion",
+    "build_deploy_model",
+    "build_deploy_sensor_model",
+    "build_fused_model",
+    "GeneratorBundle",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +219,7 @@ class GeneratorBundle:
         out = {k: np.asarray(v) for k, v in predict_arrays(self.evaluation, loader).items()}
         out["labels"] = np.asarray(loader.labels)
         out["groups"] = rows["subject"].astype(str).to_numpy()
+        out["ids"] = rows["id"].astype(str).to_numpy()
         if with_sensor:
             sensor = make_loader(
                 rows, manifest, "sensor", cfg, train=False, sensor_steps=self.sensor_steps
@@ -332,16 +344,124 @@ def build_deploy_model(fused: keras.Model, selection: FusionSelection) -> keras.
     )
 
 
+#: File stem of the video + real-sensor deployable model.
+DEPLOY_SENSOR_STEM = "deploy_sensor"
+
+
+def build_deploy_sensor_model(
+    fused: keras.Model,
+    sensor_trunk: keras.Model,
+    sensor_head: keras.Model,
+    selection: FusionSelection,
+) -> keras.Model:
+    """``deploy_sensor.keras``: video and the real sensor in, their chosen fusion out.
+
+    The counterpart of :func:`build_deploy_model` for a deployment that has the sensor: the rule
+    and weights (or the MLP) are those chosen on the validation / out-of-fold pool for video +
+    real sensor, the ``oracle_fusion`` row of the results.
+
+    Args:
+        fused: From :func:`build_fused_model` (``video_probs``, ``video_embedding`` used).
+        sensor_trunk: The sensor classifier's trunk (normalisation inside).
+        sensor_head: The sensor classifier's head.
+        selection: The selection of the video + ``sensor`` fusion.
+
+    Returns:
+        A model with inputs ``video`` and ``sensor`` and one ``(B, K)`` output.
+
+    Example:
+        >>> m = build_deploy_sensor_model(bundle.fused, bundle.sensor_trunk, bundle.sensor_head,
+        ...                               selections["sensor"])  # doctest: +SKIP
+        >>> [t.name for t in m.inputs]  # doctest: +SKIP
+        ['video', 'sensor']
+    """
+    inputs = {**model_inputs_like(fused), **model_inputs_like(sensor_trunk)}
+    out = call_on_inputs(fused, inputs)
+    u = call_on_inputs(sensor_trunk, inputs)
+    # ``fused`` already holds the sensor head (on the generated embedding): a copy classifies the
+    # real one, because a layer shared between a nested model and its outer graph does not
+    # survive keras.models.clone_model (save_model clones)
+    real_head = keras.models.clone_model(sensor_head)
+    real_head.set_weights(sensor_head.get_weights())
+    streams = keras.Model(
+        inputs,
+        {
+            "video_probs": out["video_probs"],
+            "video_embedding": out["video_embedding"],
+            "sensor_probs": real_head(u),
+            "sensor_embedding": u,
+        },
+        name="streams_with_sensor",
+    )
+    return build_fused_predictor(
+        streams,
+        selection,
+        {"video": "video_probs", "sensor": "sensor_probs"},
+        {VIDEO_INPUT: "video_embedding", SENSOR_INPUT: "sensor_embedding"},
+        name="deploy_sensor",
+    )
+
+
+def _write_predictor(
+    run: RunDir,
+    main: GeneratorBundle,
+    manifest: Manifest,
+    deploy: keras.Model,
+    gen_sel: FusionSelection,
+    deploy_sensor: keras.Model | None,
+    sensor_sel: FusionSelection | None,
+) -> None:
+    """``predictor.json``: what ``predict.py`` needs to read new recordings as the cache did."""
+    loads: dict[str, dict[str, Any]] = {
+        "video": {k: main.info.get(k) for k in ("num_frames", "crop_size", "frame_size")}
+    }
+    models = {
+        "video": {
+            "file": "deploy.keras",
+            "inputs": [t.name for t in deploy.inputs],
+            "row": "fusion_best",
+            "rule": gen_sel.describe(),
+        }
+    }
+    missing = {}
+    if deploy_sensor is not None and sensor_sel is not None:
+        # the sensor run's --sensor_steps, else the stored length its trunk was built for
+        steps = main.sensor_steps or main.sensor_trunk.inputs[0].shape[1]
+        loads["sensor"] = {"length": None if steps is None else int(steps)}
+        models["video+sensor"] = {
+            "file": f"{DEPLOY_SENSOR_STEM}.keras",
+            "inputs": [t.name for t in deploy_sensor.inputs],
+            "row": "oracle_fusion",
+            "rule": sensor_sel.describe(),
+        }
+    else:
+        missing["video+sensor"] = (
+            "the validation split has no sensor recordings, so no video + real-sensor fusion "
+            "was chosen"
+        )
+    info = predictor_info(
+        classes=manifest.classes,
+        dataset=manifest.name,
+        streams=manifest.streams,
+        loads=loads,
+        models=models,
+        missing=missing,
+    )
+    atomic_write_text(run.path / PREDICTOR_NAME, json.dumps(info, indent=1) + "\n")
+
+
 def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(p, axis=1) == y))
 
 
 def _save_predictions(path: Path, probs: dict[str, np.ndarray], te: dict[str, np.ndarray]) -> None:
-    """``predictions.npz``: test labels, subjects and every row's probabilities."""
+    """``predictions.npz``: test labels, subjects, sample ids and every row's probabilities."""
+    extra = {"ids": te["ids"].astype(str)} if "ids" in te else {}
     atomic_save_npz(
         path,
         labels=te["labels"],
         subjects=te["groups"].astype(str),
+        **extra,
         **{f"probs_{k}": np.asarray(v, dtype=np.float32) for k, v in probs.items()},
     )
 
@@ -386,7 +506,9 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
     control = main.control
     for second in ("generated", "control", "sensor"):
         pool = _pool(parts, second, _row(second, control))
-        if pool is None or f"{second}_probs" not in te:
+        # the video + real-sensor fusion is chosen whenever the pool has sensors: a deployment
+        # with a sensor needs it (deploy_sensor.keras) even when the test split has none
+        if pool is None or (second != "sensor" and f"{second}_probs" not in te):
             continue
         train_kw = {}
         if tr is not None:
@@ -405,6 +527,13 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
     save_model(gen_sel.mlp, run.path, "fusion_mlp")
     deploy = build_deploy_model(main.fused, gen_sel)
     save_model(deploy, run.path, "deploy")
+    deploy_sensor = None
+    if "sensor" in selections:
+        deploy_sensor = build_deploy_sensor_model(
+            main.fused, main.sensor_trunk, main.sensor_head, selections["sensor"]
+        )
+        save_model(deploy_sensor, run.path, "deploy_sensor")
+    _write_predictor(run, main, manifest, deploy, gen_sel, deploy_sensor, selections.get("sensor"))
 
     # --- test evaluation (reporting only) ---
     y = te["labels"]
@@ -423,7 +552,7 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
         probs[f"{control}_fusion"] = apply_fusion(
             selections["control"], _stream_probs(te, "control", control), _features(te, "control")
         )["best"]
-    if "sensor" in selections:
+    if "sensor" in selections and "sensor_probs" in te:
         probs["sensor"] = te["sensor_probs"]
         probs["oracle_fusion"] = apply_fusion(
             selections["sensor"], _stream_probs(te, "sensor", "sensor"), _features(te, "sensor")
@@ -513,6 +642,14 @@ def run_fusion(cfg: FusionConfig) -> RunDir:
                 "output": "fused class probabilities (fusion_best)",
                 "rule": gen_sel.describe(),
                 "streams": list(gen_sel.streams),
+                "with_sensor": None
+                if deploy_sensor is None
+                else {
+                    "file": f"{DEPLOY_SENSOR_STEM}.keras",
+                    "inputs": {t.name: list(t.shape[1:]) for t in deploy_sensor.inputs},
+                    "output": "fused class probabilities of video + real sensor (oracle_fusion)",
+                    "rule": selections["sensor"].describe(),
+                },
             },
         },
     )

@@ -51,6 +51,7 @@ from vsfusion.stages.common import (
     write_history,
 )
 from vsfusion.stages.distribute import distributed, fit_data, require_whole_batch
+from vsfusion.stages.resume import resumable_fit
 
 __all__ = ["run_pretrain", "pretrain_rows", "PRETRAIN_SPLITS"]
 
@@ -102,6 +103,12 @@ class _EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self.seconds.append(round(time.perf_counter() - self._t, 2))
         self.losses.append(float((logs or {}).get("loss", float("nan"))))
+
+    def resume_state(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "losses": self.losses}
+
+    def restore_state(self, state: dict[str, Any], weights: Any = None) -> None:
+        self.seconds, self.losses = list(state["seconds"]), list(state["losses"])
 
 
 def _check(cfg: PretrainConfig) -> None:
@@ -174,13 +181,17 @@ def run_pretrain(cfg: PretrainConfig) -> RunDir:
     lr = learning_rate(cfg, steps_per_epoch=len(loader))
     model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay))
     timer = _EpochTimer()
-    try:
-        model.fit(
+
+    def fit(extra: list[keras.callbacks.Callback]) -> Any:
+        return model.fit(
             fit_data(loader)[0],
             epochs=cfg.epoch,
-            callbacks=[timer, *tracking_callbacks(cfg, run)],
+            callbacks=[timer, *tracking_callbacks(cfg, run), *extra],
             verbose=cfg.verbose,
         )
+
+    try:  # backed up after every epoch; a resumed run continues after the last backup
+        resumable_fit(model, run, "history.csv", fit, data=(loader,), state={"timer": timer})
     except Exception:
         error = _loader_error(loader)
         if isinstance(error, DataError):

@@ -39,6 +39,7 @@ from vsfusion.evaluation.report import (
     write_results,
 )
 from vsfusion.stages.common import StageError, check_video_trunk
+from vsfusion.stages.resume import continue_killed
 
 __all__ = [
     "METHOD_PRESETS",
@@ -292,7 +293,8 @@ def run_reproduce(cfg: ReproduceConfig) -> dict[str, Any]:
             continue
         logger.info("=== stage %s ===", stage)
         start = time.time()
-        runs[stage] = _runner(stage)(sc).path
+        # run again after a kill: a killed training stage continues from its last epoch
+        runs[stage] = _runner(stage)(continue_killed(sc)).path
         timings[stage] = round(time.time() - start, 1)
     results = _collect(cfg, configs, runs)
     results.setdefault("extra", {})["stage_seconds"] = timings
