@@ -16,6 +16,7 @@ statistics, a loss averaged per replica: each changed the first epoch's loss by 
 when tried).
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -137,6 +138,22 @@ def test_a_bad_distribute_is_one_line_before_any_run(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: --distribute {other}"), err
     assert not ck.exists()
+
+
+def test_the_stage_decorator_checks_the_batch_and_resume_with_several_workers(monkeypatch):
+    workers = distribute.Replicas("multiworker", "tensorflow", 2, ("d0",), 2, 0)
+
+    @contextlib.contextmanager
+    def two_workers(option):
+        yield workers
+
+    monkeypatch.setattr(distribute, "distribution", two_workers)
+    stage = distribute.distributed(lambda cfg: "ran")
+    assert stage(SensorConfig(batch_size=8)) == "ran"
+    with pytest.raises(ConfigError, match="--batch_size 9 is the global batch"):
+        stage(SensorConfig(batch_size=9))
+    with pytest.raises(ConfigError, match="--resume with several workers is not supported"):
+        stage(SensorConfig(batch_size=8, resume="auto"))
 
 
 def _as_replicas(monkeypatch, backend: str, n: int = 2, workers: int = 1, index: int = 0):
