@@ -43,7 +43,7 @@ Writes ``--out`` (JSON) and the same path with ``.md`` (Markdown tables) and pri
 Usage: python bench/run.py [--out bench/results.json] [--videos 48] [--imitate avx2]
        [--backbones i3d,x3d_xs,r2plus1d_18] [--sizes 56,112] [--frames 16]
        [--fused_backbone i3d] [--reps 15] [--export_backbones x3d_xs,i3d]
-       [--skip backbones,onednn,fused,prep,loader,export,predict,serve]
+       [--skip backbones,onednn,fused,prep,loader,export,predict,serve,distribute]
        [--serve_run RUN] [--serve_clients 20] [--serve_seconds 60]
 """
 
@@ -238,7 +238,17 @@ def bench_backbone(name: str, frames: int, size: int, batch: int, steps: int, tr
 
 
 #: What ``--skip`` can leave out.
-SKIPS = ("backbones", "onednn", "fused", "prep", "loader", "export", "predict", "serve")
+SKIPS = (
+    "backbones",
+    "onednn",
+    "fused",
+    "prep",
+    "loader",
+    "export",
+    "predict",
+    "serve",
+    "distribute",
+)
 
 
 def _predict_bench():  # noqa: ANN202 - the module bench/predict.py
@@ -496,6 +506,10 @@ def markdown(results: dict) -> str:
         lines += ["", _predict_bench().markdown(results["predict"]).rstrip()]
     if results.get("serve"):
         lines += _bench_serve().markdown(results["serve"])
+    if results.get("distribute"):
+        from bench import distribute as distribute_bench
+
+        lines += distribute_bench.markdown(results["distribute"])
     return "\n".join(lines) + "\n"
 
 
@@ -629,6 +643,10 @@ def main(argv: list[str] | None = None) -> int:
                 clients=args.serve_clients,
                 seconds=args.serve_seconds,
             )
+    if "distribute" not in skip:
+        from bench import distribute as distribute_bench
+
+        results["distribute"] = distribute_bench.bench_distribute(steps=args.steps + 5)
     out.parent.mkdir(parents=True, exist_ok=True)
     from vsfusion.data.io import atomic_write_text
 

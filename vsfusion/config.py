@@ -58,6 +58,9 @@ __all__ = [
 
 C = TypeVar("C", bound="StageConfig")
 
+# --distribute of the training stages (vsfusion.stages.distribute implements them)
+DISTRIBUTE_CHOICES = ("none", "auto", "mirrored", "multiworker", "data_parallel")
+
 
 class ConfigError(ValueError):
     """A configuration a user can fix (a bad ``--config`` file or value); the message is one line
@@ -121,6 +124,18 @@ class TrainingConfig(StageConfig):
         "write loss, metrics and learning rate per epoch as TensorBoard event files under "
         "<run>/tensorboard/ (view with: tensorboard --logdir <checkpoints>; the tensorboard "
         "package itself is not needed to write them); curves.png is written either way",
+    )
+    batch_size: int = _f(
+        8, "batch size (the global batch: with --distribute, split evenly over the replicas)"
+    )
+    distribute: str = _f(
+        "none",
+        "data-parallel training over several devices: mirrored (TensorFlow, the GPUs or logical "
+        "devices of this machine), multiworker (TensorFlow, the machines of TF_CONFIG), "
+        "data_parallel (JAX, keras.distribution over all devices), auto (what the backend offers "
+        "over the visible devices; none with one device), none; --batch_size is then the global "
+        "batch, split evenly over the replicas",
+        choices=DISTRIBUTE_CHOICES,
     )
     resume: str | None = _f(
         None,
@@ -231,7 +246,9 @@ class PretrainConfig(ScheduledConfig):
     num_frames: int = _f(16, "frames per view")
     crop_size: int = _f(64, "square crop size of each view in pixels")
     batch_size: int = _f(
-        8, "videos per batch (two views each; the last incomplete batch is dropped)"
+        8,
+        "videos per batch (two views each; the last incomplete batch is dropped); the global "
+        "batch: with --distribute, split evenly over the replicas",
     )
     epoch: int = _f(50, "pretraining epochs")
     lr: float = _f(1e-3, "peak learning rate (AdamW)")
@@ -295,7 +312,7 @@ class SensorConfig(ClassifierConfig):
         "and per segment, next to the learned features",
     )
     dropout: float = _f(0.2, "dropout before the classifier")
-    batch_size: int = _f(16, "batch size")
+    batch_size: int = _f(16, "batch size (global: with --distribute, split over the replicas)")
     epoch: int = _f(60, "maximum number of training epochs")
     patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
 
@@ -322,7 +339,7 @@ class StreamConfig(ClassifierConfig):
         "mirrored sample keeps its class (not UTD-MHAD: swipe left/right)",
     )
     dropout: float = _f(0.3, "dropout before the classifier")
-    batch_size: int = _f(16, "batch size")
+    batch_size: int = _f(16, "batch size (global: with --distribute, split over the replicas)")
     epoch: int = _f(60, "maximum number of training epochs")
     patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
 
@@ -404,7 +421,7 @@ class GeneratorConfig(TrainingConfig):
     )
     epoch: int = _f(60, "maximum number of training epochs")
     patience: int = _f(15, "early stopping patience in epochs (on the validation split)")
-    batch_size: int = _f(16, "batch size")
+    batch_size: int = _f(16, "batch size (global: with --distribute, split over the replicas)")
 
     stage: typing.ClassVar[str] = "generator"
 

@@ -20,7 +20,7 @@ def test_bench_reports_rates_and_efficiency(tmp_path):
     argv = ["--out", str(out), "--backbones", "i3d,r2plus1d_18", "--sizes", "32", "--steps", "1"]
     # oneDNN off is skipped: TensorFlow's fallback Conv3D takes ~30 s per I3D step at 32x32 px;
     # the fused comparison and the export latencies have their own tests below
-    skip = "prep,onednn,fused,export,predict,serve"
+    skip = "prep,onednn,fused,export,predict,serve,distribute"
     assert bench.main([*argv, "--skip", skip, "--imitate", "avx2"]) == 0
     results = json.loads(out.read_text())
     assert results["imitate"] == "avx2" and results["machine"]["onednn_max_isa"] == "AVX2"
@@ -51,7 +51,12 @@ def test_bench_fused_model_against_one_video_pass(tmp_path):
     """``--skip`` everything but the fused comparison: three timings of one run, and the ratios."""
     out = tmp_path / "fused.json"
     argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "2"]
-    assert bench.main([*argv, "--skip", "backbones,onednn,prep,loader,export,predict,serve"]) == 0
+    assert (
+        bench.main(
+            [*argv, "--skip", "backbones,onednn,prep,loader,export,predict,serve,distribute"]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     assert results["backbones"] == [] and results["light_vs_i3d"] == {}
     assert not {"onednn_speedup", "preparation", "loader"} & set(results)
@@ -100,7 +105,7 @@ def test_bench_export_times_keras_onnx_and_litert_per_clip(tmp_path):
     on the same clip, the exports within 1e-4 of Keras."""
     out = tmp_path / "export.json"
     argv = ["--out", str(out), "--sizes", "32", "--frames", "8", "--reps", "3"]
-    skip = ["--skip", "backbones,onednn,fused,prep,loader", "--export_backbones", "i3d"]
+    skip = ["--skip", "backbones,onednn,fused,prep,loader,distribute", "--export_backbones", "i3d"]
     assert bench.main([*argv, *skip]) == 0
     results = json.loads(out.read_text())
     [run] = results["export"]["runs"]
@@ -145,3 +150,17 @@ def test_bench_predict_times_the_whole_process_and_its_phases(tmp_path):
     assert phases["compile_s"] > 0 and phases["warm_compiled_predict_s"] > 0
     assert result["meets_target"] == (process["predict_py"]["median_s"] <= result["target_s"])
     assert "predict.py clip.mp4" in module.markdown(result)
+
+
+def test_distribute_bench_times_one_and_two_devices():
+    """``bench/distribute.py``: both device counts of one model and backend, and their ratio."""
+    sys.path.insert(0, str(REPO))
+    from bench import distribute
+
+    results = distribute.bench_distribute(backends=("jax",), models=("inception_time",), steps=2)
+    runs = {r["devices"]: r for r in results["runs"]}
+    assert set(runs) == {1, 2}
+    assert all(r["step_s"] > 0 and r["steps_timed"] == 2 for r in runs.values())
+    ratio = results["ratio_two_to_one"]["inception_time jax"]
+    assert ratio == pytest.approx(runs[2]["step_s"] / runs[1]["step_s"], rel=0.05)
+    assert "| inception_time | jax | 16 |" in "\n".join(distribute.markdown(results))

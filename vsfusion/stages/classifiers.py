@@ -47,6 +47,7 @@ from vsfusion.stages.common import (
     save_model,
     seed_everything,
 )
+from vsfusion.stages.distribute import distributed
 
 __all__ = [
     "ClassifierPlan",
@@ -318,6 +319,7 @@ def plan_sensor(
     return ClassifierPlan(manifest, build, train, val, test_loader, refit_loader, extra)
 
 
+@distributed
 def run_sensor(cfg: SensorConfig) -> RunDir:
     """Train the InceptionTime sensor classifier (:func:`plan_sensor`), select the epoch on
     validation and report validation and test metrics."""
@@ -387,6 +389,7 @@ def plan_video(
     )
 
 
+@distributed
 def run_video(cfg: VideoConfig) -> RunDir:
     """Train the video classifier (``--backbone``): from scratch, fine-tuned from ``--pretrain``
     (a ``pretrain_video.py`` run of the same backbone, or Kinetics-style I3D weights), or, with
@@ -460,6 +463,7 @@ def plan_stream(
     )
 
 
+@distributed
 def run_stream(cfg: StreamConfig) -> RunDir:
     """Train a classifier for one sequence stream (``--stream``: a column or a kind) with the
     trunk its kind names (or ``--trunk``), the kind's augmentation and the left-right mirror

@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.splits import parse_subject_splits, subject_split
 from vsfusion.runtime import machine_info
+from vsfusion.stages import distribute
 from vsfusion.stages.tracking import history_rows, tensorboard_callback
 
 __all__ = [
@@ -130,6 +132,8 @@ class RunDir:
         self.first_started: str | None = None
         self.resume_points: list[dict[str, Any]] = []
         self.backup: dict[str, Any] = {}
+        # a non-chief worker's temporary folder (removed when the run ends): None elsewhere
+        self.scratch: Path | None = None
 
     @classmethod
     def create(cls, cfg: StageConfig, stage: str | None = None) -> RunDir:
@@ -143,6 +147,10 @@ class RunDir:
             return resume.reopen(cls, cfg, stage_dir)
         name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S") + f"_seed{cfg.seed}"
         final = stage_dir / name
+        scratch = None
+        if not distribute.is_chief():  # a multi-worker run's copy: the chief writes the run
+            scratch = Path(tempfile.mkdtemp(prefix="vsfusion-worker-"))
+            final = scratch / name
         if final.exists():
             raise StageError(f"{final} already exists; choose another --run_name or remove it")
         path = final.parent / f".{name}.incomplete"
@@ -150,6 +158,7 @@ class RunDir:
             resume.check_leftover(path, cfg)
         path.mkdir(parents=True)
         run = cls(path, final, cfg)
+        run.scratch = scratch
         run.lock = resume.lock_run(path)
         cls._open.append(run)
         atomic_write_text(path / "config.yaml", config_to_yaml(cfg))
@@ -158,6 +167,7 @@ class RunDir:
         return run
 
     def _info(self, **extra: Any) -> dict[str, Any]:
+        replicas = distribute.current()
         started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started))
         resumed = (
             {"resumed": len(self.resume_points), "resume_points": self.resume_points}
@@ -173,6 +183,7 @@ class RunDir:
             "python": platform.python_version(),
             "machine": machine_info(),
             "started": self.first_started or started,
+            **({"distribute": replicas.record()} if replicas else {}),
             **resumed,
             **extra,
         }
@@ -212,6 +223,8 @@ class RunDir:
         shutil.rmtree(self.final / STATE_DIR, ignore_errors=True)  # the backups and the lock
         unlock_run(self.lock)
         self.lock = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def record_history(self, history_file: str, selected_epoch: int | None = None) -> None:
         """Note that this run wrote ``history_file`` (a fit's rows per epoch) and which of its
@@ -245,7 +258,7 @@ class RunDir:
             if run.resumed:
                 logger.info("kept the resumed run %s for another --resume", run.path)
             else:
-                shutil.rmtree(run.path, ignore_errors=True)
+                shutil.rmtree(run.scratch or run.path, ignore_errors=True)
                 logger.info("removed incomplete run %s", run.path)
             unlock_run(run.lock)
             run.lock = None
@@ -647,17 +660,19 @@ def fit_logged(
     from vsfusion.stages.resume import resumable_fit
 
     history: list[Any] = []
+    fit_train, _, fit_kwargs = distribute.fit_data(train, None, fit_kwargs)
 
     def fit(extra: list[keras.callbacks.Callback]) -> None:
-        history.append(
-            model.fit(
-                train,
-                epochs=epochs,
-                verbose=cfg.verbose,
-                callbacks=[*tracking_callbacks(cfg, run, history_file), *extra],
-                **fit_kwargs,
+        with distribute.fitting(model, fit_train):
+            history.append(
+                model.fit(
+                    fit_train,
+                    epochs=epochs,
+                    verbose=cfg.verbose,
+                    callbacks=[*tracking_callbacks(cfg, run, history_file), *extra],
+                    **fit_kwargs,
+                )
             )
-        )
 
     backup = resumable_fit(model, run, history_file, fit, data=(train,))
     # a resumed fit's Keras history lacks the epochs of earlier attempts; the backup has them all
@@ -691,16 +706,19 @@ def fit_with_selection(
 
     best = BestOnValidation(monitor=monitor, mode=mode, patience=cfg.patience)
     train, fit_kwargs = array_batches(train, fit_kwargs)  # arrays: an order a resume repeats
+    # --distribute: batches that split over the replicas (unchanged on one device)
+    fit_train, fit_val, fit_kwargs = distribute.fit_data(train, val, fit_kwargs)
 
     def fit(extra: list[keras.callbacks.Callback]) -> Any:
-        return model.fit(
-            train,
-            validation_data=val,
-            epochs=cfg.epoch,
-            callbacks=[best, *tracking_callbacks(cfg, run, history_file), *extra],
-            verbose=cfg.verbose,
-            **fit_kwargs,
-        )
+        with distribute.fitting(model, fit_train):
+            return model.fit(
+                fit_train,
+                validation_data=fit_val,
+                epochs=cfg.epoch,
+                callbacks=[best, *tracking_callbacks(cfg, run, history_file), *extra],
+                verbose=cfg.verbose,
+                **fit_kwargs,
+            )
 
     try:
         resumable_fit(
@@ -833,19 +851,16 @@ def feed(model: keras.Model, x: dict[str, Any]) -> Any:
 def predict_arrays(
     model: keras.Model, loader: Any, *, select: Callable[[Any], Any] | None = None
 ) -> dict[str, np.ndarray] | np.ndarray:
-    """Run ``model`` over a (non-shuffled) loader batch by batch and concatenate the outputs.
+    """``model.predict`` over a (non-shuffled) loader: the outputs of every sample, in order.
 
-    Works for models with a single output (returns an array) and dict outputs (returns a dict).
+    Each batch's inputs are picked by name (:func:`feed`); under ``--distribute`` the batches are
+    split over the replicas (:func:`vsfusion.stages.distribute.predict_batches`). Works for
+    models with a single output (returns an array) and dict outputs (returns a dict of arrays);
+    ``select`` picks from the outputs.
     """
-    outs: list[Any] = []
-    for i in range(len(loader)):
-        x, _ = loader[i]
-        y = model(feed(model, x), training=False)
-        y = select(y) if select else y
-        if isinstance(y, dict):
-            outs.append({k: keras.ops.convert_to_numpy(v) for k, v in y.items()})
-        else:
-            outs.append(keras.ops.convert_to_numpy(y))
-    if outs and isinstance(outs[0], dict):
-        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    return np.concatenate(outs)
+    out = distribute.predict_batches(model, loader, inputs=lambda x: feed(model, x))
+    if isinstance(out, dict):
+        out = {k: np.asarray(v) for k, v in out.items()}
+    else:
+        out = np.asarray(out)
+    return select(out) if select else out

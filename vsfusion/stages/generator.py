@@ -78,6 +78,7 @@ from vsfusion.stages.common import (
     save_model,
     seed_everything,
 )
+from vsfusion.stages.distribute import distributed, require_whole_batch
 
 __all__ = [
     "run_generator",
@@ -445,6 +446,7 @@ def _control_info(kind: str, cfg: GeneratorConfig, selection: dict[str, Any], mo
     }
 
 
+@distributed
 def run_generator(cfg: GeneratorConfig) -> RunDir:
     """Train the generator (``--method``), and its control unless ``--no-control``; save them with
     the inference model video -> generated sensor stream."""
@@ -452,6 +454,8 @@ def run_generator(cfg: GeneratorConfig) -> RunDir:
         raise StageError(
             f"--method {cfg.method} trains a video trunk of its own; use --trunk scratch or finetune"
         )
+    if cfg.method == "cmc":
+        require_whole_batch("--method cmc")
     seed_everything(cfg.seed)
     manifest = load_manifest(cfg)
     if cfg.sources or cfg.target:

@@ -50,6 +50,7 @@ from vsfusion.stages.common import (
     tracking_callbacks,
     write_history,
 )
+from vsfusion.stages.distribute import distributed, fit_data, require_whole_batch
 from vsfusion.stages.resume import resumable_fit
 
 __all__ = ["run_pretrain", "pretrain_rows", "PRETRAIN_SPLITS"]
@@ -112,6 +113,7 @@ class _EpochTimer(keras.callbacks.Callback):
 
 def _check(cfg: PretrainConfig) -> None:
     check_video_trunk(cfg.backbone, cfg.num_frames, cfg.crop_size)
+    require_whole_batch("pretraining (momentum contrast)")
     if cfg.batch_size < 2:
         raise StageError(f"--batch_size {cfg.batch_size}: contrastive pretraining needs at least 2")
     if cfg.temperature <= 0:
@@ -124,6 +126,7 @@ def _check(cfg: PretrainConfig) -> None:
         raise StageError("--min_window and --min_scale must be in (0, 1]")
 
 
+@distributed
 def run_pretrain(cfg: PretrainConfig) -> RunDir:
     """Pretrain the ``--backbone`` trunk on unlabeled videos and write a run directory.
 
@@ -181,7 +184,7 @@ def run_pretrain(cfg: PretrainConfig) -> RunDir:
 
     def fit(extra: list[keras.callbacks.Callback]) -> Any:
         return model.fit(
-            loader,
+            fit_data(loader)[0],
             epochs=cfg.epoch,
             callbacks=[timer, *tracking_callbacks(cfg, run), *extra],
             verbose=cfg.verbose,
