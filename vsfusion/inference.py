@@ -363,7 +363,7 @@ class Predictor:
         return stream, load, dict(stream.attrs.get("reader") or {})
 
     def _reader(self, spec: Mapping[str, Any], table: Mapping | None = None) -> Callable:
-        from vsfusion.data.cache import reader_from_spec
+        from vsfusion.data.readers import reader_from_spec
 
         key = (str(spec.get("module")), str(spec.get("name")))
         if table is not None:
@@ -398,13 +398,13 @@ class Predictor:
 
     def _finish(self, name: str, array: Any, where: str) -> np.ndarray:
         """The cache's check of a read recording, then the loader's test-time transform."""
-        from vsfusion.data.cache import _split_info
+        from vsfusion.data.readers import split_info
         from vsfusion.data.modality import modality
 
         stream, load, _ = self._input(name)
         spec = modality(stream.kind)
         attrs = {k: v for k, v in stream.attrs.items() if k != "reader"}
-        array = spec.validate(_split_info(array)[0], where, attrs)
+        array = spec.validate(split_info(array)[0], where, attrs)
         channels = int(array.shape[-1])
         if stream.channels and channels != stream.channels:
             raise DataError(

@@ -256,3 +256,22 @@ def test_declared_modalities_and_facts():
 def test_unknown_option_through_load_dataset(tmp_path):
     with pytest.raises(TypeError, match="video_modality"):
         load_dataset("folder", tmp_path, video_modality="rgb")
+
+
+def test_importing_the_package_or_its_readers_loads_no_adapter_pandas_or_backend():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, vsfusion.data, vsfusion.data.readers, vsfusion.data.video\n"
+        "print(sorted(m for m in ('pandas', 'keras', 'tensorflow', 'vsfusion.data.vsl') "
+        "if m in sys.modules))\n"
+        "from vsfusion.data import DATASETS, Manifest, vsl\n"
+        "print(sorted(DATASETS), Manifest.__module__, 'pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[]",
+        "['MHAD', 'UTD-MHAD', 'VSL', 'demo', 'folder'] vsfusion.data.manifest True",
+    ]

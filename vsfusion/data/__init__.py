@@ -4,8 +4,9 @@
 the ``load`` of a :class:`~vsfusion.data.adapter.DatasetAdapter` subclass (one per dataset, see
 ``vsfusion.data.adapter``). It feeds argparse ``choices`` and test parametrisation.
 
-``ClipLoader`` is imported lazily (on first attribute access) because it needs Keras; the rest of
-this package, and the preprocessing worker processes, then start without importing a backend.
+Importing the package loads none of its modules: each name above is imported on first use, so
+``ClipLoader`` (Keras) and the adapters (pandas) load only where they are used, and the
+preprocessing workers and ``predict.py`` start without them.
 
 Example:
     >>> from vsfusion.data import DATASETS, load_dataset
@@ -16,19 +17,21 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vsfusion.data import berkeley_mhad, demo, folder, utd_mhad, vsl
-from vsfusion.data.adapter import DatasetAdapter
 from vsfusion.data.errors import DataError
-from vsfusion.data.manifest import Manifest
-from vsfusion.data.splits import carve_validation, subject_split
 
 if TYPE_CHECKING:
+    from vsfusion.data.adapter import DatasetAdapter
     from vsfusion.data.loader import ClipLoader
+    from vsfusion.data.manifest import Manifest
+    from vsfusion.data.splits import carve_validation, subject_split
+
+    DATASETS: dict[str, Callable[..., Manifest]]
 
 __all__ = [
     "DATASETS",
@@ -42,15 +45,45 @@ __all__ = [
     "subject_split",
 ]
 
-DATASETS: dict[str, Callable[..., Manifest]] = {
-    "MHAD": berkeley_mhad.load,
-    "UTD-MHAD": utd_mhad.load,
-    "VSL": vsl.load,
-    "demo": demo.load,
-    "folder": folder.load,
+#: Names this package gives from its modules, imported on first use: the dataset adapters bring
+#: pandas and ``ClipLoader`` brings Keras, which a process that only reads recordings (a worker
+#: preparing the cache, ``predict.py``) does without.
+_LAZY = {
+    "ClipLoader": "vsfusion.data.loader",
+    "DatasetAdapter": "vsfusion.data.adapter",
+    "Manifest": "vsfusion.data.manifest",
+    "carve_validation": "vsfusion.data.splits",
+    "subject_split": "vsfusion.data.splits",
 }
-"""Name -> the adapter's ``load`` (its :class:`~vsfusion.data.adapter.DatasetAdapter` subclass is
-``DATASETS[name].adapter``)."""
+
+
+def _datasets() -> dict[str, Callable[..., Manifest]]:
+    """``DATASETS``: name -> the adapter's ``load`` (its :class:`~vsfusion.data.adapter.DatasetAdapter`
+    subclass is ``DATASETS[name].adapter``)."""
+    from vsfusion.data import berkeley_mhad, demo, folder, utd_mhad, vsl
+
+    return {
+        "MHAD": berkeley_mhad.load,
+        "UTD-MHAD": utd_mhad.load,
+        "VSL": vsl.load,
+        "demo": demo.load,
+        "folder": folder.load,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DATASETS":
+        value: Any = _datasets()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # imported once; later lookups find it here
+    return value
+
+
+def _registry() -> dict[str, Callable[..., Manifest]]:
+    return sys.modules[__name__].DATASETS
 
 
 def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
@@ -74,10 +107,10 @@ def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Manifest:
         vsfusion.data.errors.DataError: unknown dataset 'nope'; known datasets: MHAD, UTD-MHAD, VSL, demo, folder
     """
     try:
-        loader = DATASETS[name]
+        loader = _registry()[name]
     except KeyError:
         raise DataError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_registry()))}"
         ) from None
     return loader(root, **kwargs)
 
@@ -94,17 +127,9 @@ def dataset_fact(name: str, fact: str, default: Any = None) -> Any:
         >>> sorted(dataset_fact("UTD-MHAD", "modalities"))
         ['sensor', 'skeleton', 'video']
     """
-    adapter = getattr(DATASETS.get(name), "adapter", None)
+    adapter = getattr(_registry().get(name), "adapter", None)
     if adapter is None:
         return default
     if hasattr(adapter, fact):
         return getattr(adapter, fact)
     return getattr(sys.modules[adapter.__module__], fact, default)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ClipLoader":
-        from vsfusion.data.loader import ClipLoader
-
-        return ClipLoader
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,9 +47,7 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib
 import io
 import json
 import logging
@@ -72,6 +70,7 @@ from vsfusion.data.io import TMP_SUFFIX, atomic_save_npy, atomic_write_text, loa
 from vsfusion.data.manifest import BASE_COLUMNS, MODALITY_COLUMNS
 from vsfusion.data.modality import STREAMS_NAME, default_kind, describe_stream, write_streams
 from vsfusion.data.modality import modality as modality_spec
+from vsfusion.data.readers import reader_from_spec, reader_spec, split_info
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -157,72 +156,6 @@ def cache_path(cache_root: str | os.PathLike, modality: str, sample_id: str) -> 
     return Path(cache_root) / modality / (sample_id + ".npy")
 
 
-#: Package whose readers :func:`reader_spec` records and :func:`reader_from_spec` imports.
-_READER_PACKAGE = "vsfusion."
-
-
-def reader_spec(reader: Callable[[Any], Any]) -> dict[str, Any] | None:
-    """How a cache reader was called, as JSON: its function and keyword parameters.
-
-    :func:`build_cache` records it for every column in ``modalities.json`` (attribute
-    ``"reader"``), and stages pass it on (the fusion run's ``predictor.json``), so a deployed model
-    reads a new recording with the very function and parameters that made its training cache
-    (:func:`reader_from_spec`). Only vsfusion's own top-level functions, bare or as a
-    ``functools.partial`` with JSON keyword arguments only, are described; anything else gives
-    None (nothing is recorded).
-
-    Example:
-        >>> from vsfusion.data.video import read_clip
-        >>> reader_spec(functools.partial(read_clip, num_frames=32, size=128))
-        {'module': 'vsfusion.data.video', 'name': 'read_clip', 'kwargs': {'num_frames': 32, 'size': 128}}
-        >>> reader_spec(np.load) is None
-        True
-    """
-    func, kwargs = reader, {}
-    if isinstance(reader, functools.partial):
-        if reader.args:
-            return None
-        func, kwargs = reader.func, dict(reader.keywords)
-    module, name = getattr(func, "__module__", None) or "", getattr(func, "__qualname__", "")
-    if not module.startswith(_READER_PACKAGE) or not name.isidentifier():
-        return None
-    try:
-        json.dumps(kwargs)
-    except (TypeError, ValueError):
-        return None
-    return {"module": module, "name": name, "kwargs": kwargs}
-
-
-def reader_from_spec(spec: Mapping[str, Any]) -> Callable[[Any], Any]:
-    """The reader :func:`reader_spec` described (``functools.partial`` of the function).
-
-    Raises:
-        DataError: The spec is malformed or names no vsfusion function (e.g. written by a newer
-            version).
-
-    Example:
-        >>> r = reader_from_spec({"module": "vsfusion.data.sensor", "name": "resample",
-        ...                       "kwargs": {"steps": 4}})
-        >>> r(np.zeros((10, 2))).shape
-        (4, 2)
-    """
-    module = str(spec.get("module", "")) if isinstance(spec, Mapping) else ""
-    name = str(spec.get("name", "")) if isinstance(spec, Mapping) else ""
-    kwargs = spec.get("kwargs", {}) if isinstance(spec, Mapping) else None
-    func = None
-    if module.startswith(_READER_PACKAGE) and name.isidentifier() and isinstance(kwargs, dict):
-        try:
-            func = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            func = None
-    if not callable(func):
-        raise DataError(
-            f"recorded reader {module}.{name} is not a vsfusion function of this version; "
-            "install the vsfusion version that prepared the data"
-        )
-    return functools.partial(func, **kwargs)
-
-
 def _check_id(sample_id: str) -> None:
     p = PurePosixPath(str(sample_id).replace("\\", "/"))
     if not sample_id or p.is_absolute() or ".." in p.parts or sample_id.endswith("/"):
@@ -291,13 +224,6 @@ def _error_line(exc: BaseException, source: Any) -> str:
     return f"{_describe(source)}: {type(exc).__name__}" + (f": {msg}" if msg else "")
 
 
-def _split_info(out: Any) -> tuple[Any, dict | None]:
-    """A reader's output as ``(array, info)``: readers may return ``(array, info_dict)``."""
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
-        return out[0], out[1]
-    return out, None
-
-
 def _prepare(
     tasks: list[tuple[str, Callable[[Any], np.ndarray], Any, str, dict]],
 ) -> list[tuple[str, str | None, dict | None]]:
@@ -315,7 +241,7 @@ def _prepare(
     results: list[tuple[str, str | None, dict | None]] = []
     for modality, reader, source, out, declared in tasks:
         try:
-            array, info = _split_info(reader(source))
+            array, info = split_info(reader(source))
             array = validate_output(array, modality, source, declared)
             atomic_save_npy(out, np.ascontiguousarray(array))
         except Exception as e:  # one bad file must not stop the preparation

@@ -92,7 +92,7 @@ def layout_modalities(
     """``base`` plus the columns ``<root>/modalities.json`` declares (e.g. ``pose`` written by
     ``python -m vsfusion.data.pose``): ``{column: {"kind": ..., **attributes}}``. A base column of
     the same kind takes over only the recorded ``reader`` (how ``utils/videoprocess.py`` made the
-    clips, :func:`~vsfusion.data.cache.reader_spec`), which ``predict.py`` reads new videos with.
+    clips, :func:`~vsfusion.data.readers.reader_spec`), which ``predict.py`` reads new videos with.
 
     Example:
         >>> layout_modalities("/nonexistent", {"video": {"kind": "rgb"}})
