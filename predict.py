@@ -19,7 +19,7 @@ from vsfusion.config import PredictConfig
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vsfusion.stages.predict import run_predict
+    from vsfusion.inference.predict import run_predict
 
     return run_cli(PredictConfig, run_predict, argv)
 

@@ -33,12 +33,23 @@ __all__ = ["run_cli"]
 C = TypeVar("C", bound=StageConfig)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types reported as one line (imported late: ``--help`` loads no TensorFlow)."""
-    from vsfusion.data import DataError
-    from vsfusion.stages.common import StageError
+def _stages_common() -> Any:
+    """:mod:`vsfusion.stages.common` if this process imported it, else None.
 
-    return (ConfigError, DataError, StageError, FileNotFoundError)
+    Importing it loads the Keras backend, which a stage that never trains (``predict.py`` on an
+    ONNX export) does without; and when it was never imported, none of its run folders exists
+    and its :class:`~vsfusion.stages.common.StageError` cannot have been raised.
+    """
+    return sys.modules.get("vsfusion.stages.common")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types reported as one line."""
+    from vsfusion.data.errors import DataError
+
+    common = _stages_common()
+    stage_errors = (common.StageError,) if common is not None else ()
+    return (ConfigError, DataError, *stage_errors, FileNotFoundError)
 
 
 def _report(exc: BaseException) -> int:
@@ -59,16 +70,15 @@ def run_cli(cls: type[C], stage: Callable[[C], Any], argv: list[str] | None = No
         cfg = parse_config(cls, argv)
     except ConfigError as exc:
         return _report(exc)
-    from vsfusion.runtime import import_backend_quietly
-
-    import_backend_quietly()  # TensorFlow's start-up notices would bury the one-line error
-    from vsfusion.stages.common import RunDir, setup_logging
+    from vsfusion.runtime import setup_logging
 
     setup_logging(cfg.verbose)
     try:
         stage(cfg)
     except _user_errors() as exc:
         logging.getLogger("vsfusion").debug("stage failed", exc_info=True)
-        RunDir.discard_incomplete()  # no half-written run directory stays behind
+        common = _stages_common()
+        if common is not None:
+            common.RunDir.discard_incomplete()  # no half-written run directory stays behind
         return _report(exc)
     return 0

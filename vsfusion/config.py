@@ -601,6 +601,10 @@ _FUSION_RUN_HELP = (
     "a fusion run (checkpoints/<dataset>/fusion/<run>, or that folder / its latest for the "
     "newest run) or its deploy.keras"
 )
+_ENGINE_HELP = (
+    "what runs the model: keras, or onnx (ONNX Runtime on the run's ONNX export from export.py; "
+    "starts without TensorFlow); auto takes the ONNX export when the run has one"
+)
 
 
 @dataclass
@@ -623,6 +627,7 @@ class PredictConfig:
         "a sensor recording (.csv or .npy) of the video: predicts with video + real sensor "
         "(deploy_sensor.keras) instead of video + generated sensor",
     )
+    engine: str = _f("auto", _ENGINE_HELP, choices=("auto", "keras", "onnx"))
     top_k: int = _f(5, "classes printed (and written) per video, most probable first")
     out: str | None = _f(
         None, "write the predictions to this .json or .csv file (comma-separated for both)"
@@ -647,6 +652,7 @@ class ServeConfig:
         "a sensor recording (.csv or .npy) used with every clip and the webcam unless an upload "
         "brings its own: the page then shows the video + sensor model's top 5 too",
     )
+    engine: str = _f("auto", _ENGINE_HELP, choices=("auto", "keras", "onnx"))
     host: str = _f("127.0.0.1", "address to listen on; 127.0.0.1 keeps the page to this machine")
     port: int = _f(8000, "port to listen on (0: a free one)")
     max_upload_mb: float = _f(50.0, "largest upload (video and sensor together), in MB")

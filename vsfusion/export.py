@@ -46,8 +46,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from vsfusion.inference.exported import (
+    ARTIFACTS,
+    EXPORT_FORMATS,
+    EXPORT_RECORD,
+    QUANTIZE_MODES,
+    ExportedModel,
+    ExportUnsupported,
+    load_exported,
+)
+
 __all__ = [
     "EXPORT_FORMATS",
+    "EXPORT_RECORD",
     "QUANTIZE_MODES",
     "ARTIFACTS",
     "ExportUnsupported",
@@ -63,21 +74,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The formats :func:`export_model` writes.
-EXPORT_FORMATS: tuple[str, ...] = ("savedmodel", "onnx", "litert")
-#: LiteRT quantisation modes (``none`` is float32).
-QUANTIZE_MODES: tuple[str, ...] = ("none", "dynamic", "int8")
-#: The file (or folder) each format writes inside an export folder.
-ARTIFACTS: dict[str, str] = {
-    "savedmodel": "saved_model",
-    "onnx": "model.onnx",
-    "litert": "model.tflite",
-}
 _KERAS_FORMAT = {"savedmodel": "tf_saved_model", "onnx": "onnx", "litert": "litert"}
-
-
-class ExportUnsupported(ValueError):
-    """A model, format or option this exporter cannot handle; the message says why in one line."""
 
 
 @keras.saving.register_keras_serializable(package="vsfusion")
@@ -345,90 +342,6 @@ def _convert_onnx(model: keras.Model, path: Path, opset: int | None) -> None:
         tensors_to_rename=renames,
         output_path=str(path),
     )
-
-
-class ExportedModel:
-    """An exported model, called like a Keras model on a dict of float32 inputs.
-
-    Args:
-        path: The artifact written by :func:`export_model`.
-        fmt: Its format.
-        threads: CPU threads of the runtime (None: its default).
-
-    Call arguments:
-        inputs: ``{input name: (B, ...) array}``.
-
-    Returns:
-        ``(B, K)`` float32 outputs. LiteRT runs one sample at a time (its interpreter is sized
-        for batch 1); the others run the batch at once.
-
-    Example:
-        >>> runner = ExportedModel("run/export/litert/model.tflite", "litert")  # doctest: +SKIP
-        >>> runner.input_names  # doctest: +SKIP
-        ['video']
-    """
-
-    def __init__(self, path: str | os.PathLike, fmt: str, threads: int | None = None) -> None:
-        if fmt not in EXPORT_FORMATS:
-            raise ExportUnsupported(
-                f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
-            )
-        self.path, self.fmt = Path(path), fmt
-        if fmt == "savedmodel":
-            import tensorflow as tf  # a SavedModel is TensorFlow's format
-
-            self._tf = tf
-            self._loaded = tf.saved_model.load(str(self.path))
-            self._fn = self._loaded.signatures["serving_default"]
-            self.input_names = sorted(self._fn.structured_input_signature[1])
-        elif fmt == "onnx":
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            self._session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-            self.input_names = [i.name for i in self._session.get_inputs()]
-        else:
-            interpreter = _litert_interpreter(self.path, threads)
-            self._runner = interpreter.get_signature_runner()
-            self.input_names = sorted(self._runner.get_input_details())
-
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        missing = [n for n in self.input_names if n not in inputs]
-        if missing:
-            raise ValueError(f"{self.path}: inputs {missing} missing; it takes {self.input_names}")
-        x = {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in self.input_names}
-        if self.fmt == "savedmodel":
-            out = self._fn(**{n: self._tf.constant(v) for n, v in x.items()})
-            return np.asarray(next(iter(out.values())))
-        if self.fmt == "onnx":
-            return np.asarray(self._session.run(None, x)[0])
-        n = len(next(iter(x.values())))
-        rows = [self._runner(**{k: v[i : i + 1] for k, v in x.items()}) for i in range(n)]
-        return np.concatenate([np.asarray(next(iter(r.values()))) for r in rows])
-
-
-def _litert_interpreter(path: Path, threads: int | None) -> Any:
-    """The ``ai-edge-litert`` interpreter (TensorFlow's deprecated ``tf.lite`` one without it)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - ai-edge-litert is in requirements.txt
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    return Interpreter(model_path=str(path), num_threads=threads)
-
-
-def load_exported(path: str | os.PathLike, fmt: str, threads: int | None = None) -> ExportedModel:
-    """Open an exported model to run it (see :class:`ExportedModel`).
-
-    Example:
-        >>> probs = load_exported("run/export/onnx/model.onnx", "onnx")({"video": clips})  # doctest: +SKIP
-    """
-    return ExportedModel(path, fmt, threads)
 
 
 def keras_predict(

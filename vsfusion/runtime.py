@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import platform
 import re
@@ -32,6 +33,7 @@ __all__ = [
     "cpu_flags",
     "import_backend_quietly",
     "machine_info",
+    "setup_logging",
     "simd_level",
     "skip_optional_imports",
 ]
@@ -55,6 +57,15 @@ _IMPORT_NOISE = re.compile(
     r"|I\d{4} [\d:. ]+\d+ (port\.cc|cpu_feature_guard\.cc):\d+\] "
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"
 )
+
+
+def setup_logging(verbose: int = 1) -> None:
+    """Plain one-line logging for the command-line scripts."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def import_backend_quietly() -> None:

@@ -37,7 +37,7 @@ from vsfusion.config import StageConfig, config_to_yaml
 from vsfusion.data import DATASETS, DataError, Manifest, load_dataset
 from vsfusion.data.io import atomic_write_text
 from vsfusion.data.splits import parse_subject_splits, subject_split
-from vsfusion.runtime import machine_info
+from vsfusion.runtime import machine_info, setup_logging
 from vsfusion.stages import distribute
 from vsfusion.stages.tracking import history_rows, tensorboard_callback
 
@@ -70,15 +70,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class StageError(RuntimeError):
     """A stage cannot run with what it was given; the message names the file and the fix."""
-
-
-def setup_logging(verbose: int = 1) -> None:
-    """Plain one-line logging for the command-line scripts."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
 
 
 def seed_everything(seed: int) -> None:

@@ -47,6 +47,7 @@ from vsfusion.data import ClipLoader, DataError
 from vsfusion.data.io import atomic_write_text
 from vsfusion.export import (
     ARTIFACTS,
+    EXPORT_RECORD,
     ExportUnsupported,
     compare_outputs,
     export_model,
@@ -382,7 +383,7 @@ def run_export(cfg: ExportConfig) -> Path:
             "versions": export_versions(),
             "seconds": round(time.time() - started, 1),
         }
-        atomic_write_text(tmp / "export.json", json.dumps(record, indent=2) + "\n")
+        atomic_write_text(tmp / EXPORT_RECORD, json.dumps(record, indent=2) + "\n")
         _install(tmp, out, cfg.force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -110,7 +110,7 @@ def run_serve(cfg: ServeConfig) -> None:
         raise ConfigError(f"--max_upload_mb {cfg.max_upload_mb}: must be positive")
     if cfg.every < 1:
         raise ConfigError(f"--every {cfg.every}: must be at least 1")
-    predictor = Predictor.load(cfg.run)
+    predictor = Predictor.load(cfg.run, engine=cfg.engine)
     sensor = None
     if cfg.sensor is not None:
         sensor = Path(cfg.sensor)

@@ -3,7 +3,10 @@
 The input is a video file, a folder of videos (searched recursively, with a progress bar), a
 cached clip ``.npy``, or a webcam index; ``--sensor`` adds the video's sensor recording (then
 the run's video + real-sensor model predicts). Reading and preprocessing are the training
-cache's and loader's (:class:`vsfusion.inference.Predictor`). The top-k classes are printed;
+cache's and loader's (:class:`vsfusion.inference.Predictor`). ``--engine`` chooses what runs the
+model: Keras, or ONNX Runtime on the run's ONNX export (``auto``, the default, takes the export
+when there is one); with ONNX Runtime the process never imports Keras or TensorFlow, which is
+most of the start-up time of a single prediction. The top-k classes are printed;
 ``--out`` writes every prediction to ``.json`` and/or ``.csv``, each written to a temporary file
 and renamed once every input is predicted, so a failure leaves no partial output.
 """
@@ -165,9 +168,10 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
         )
     if cfg.sensor is not None and not Path(cfg.sensor).is_file():
         raise DataError(f"{cfg.sensor}: sensor file not found; check the path")
-    predictor = Predictor.load(cfg.model)
+    predictor = Predictor.load(cfg.model, engine=cfg.engine)
     with_sensor = cfg.sensor is not None
-    model_file = predictor.model_file(with_sensor).name
+    runner = predictor.runner_file(with_sensor)
+    model_file = runner.relative_to(predictor.run).as_posix()
     predictor.model(with_sensor)  # load now: a bad checkpoint fails before any input is read
 
     items: list[tuple[str, Any]]
@@ -175,7 +179,7 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
         items = [(f"webcam {webcam}", capture_frames(webcam, cfg.seconds))]
     else:
         items = [(str(v), v) for v in videos or []]
-    # a compiled call costs one trace (seconds) and then runs ~8x faster than an eager one
+    # Keras: a compiled call costs one trace (seconds) and then runs ~8x faster than an eager one
     predictor.compiled = len(items) >= COMPILE_FROM
     predictions = []
     bar = tqdm(items, desc="predict", unit="video", disable=len(items) < 2 or cfg.verbose < 1)

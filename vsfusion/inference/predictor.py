@@ -7,16 +7,20 @@ needs:
   fused class probabilities of the rule chosen on validation (``fusion_best``);
 * ``deploy_sensor.keras`` (when the validation split had sensor recordings): video **and the real
   sensor** in, the video + real-sensor fusion chosen on validation (``oracle_fusion``) out;
+* ``export/onnx/model.onnx`` (optional, written by ``export.py RUN --format onnx``, and for
+  ``deploy_sensor.keras`` by ``export.py RUN/deploy_sensor.keras --format onnx``): the same model
+  for ONNX Runtime, checked against Keras when it was written;
 * ``predictor.json`` (:data:`PREDICTOR_NAME`): the class names, which model takes which inputs,
   and per input how the training cache read the recording (the reader function and its
-  parameters, :func:`vsfusion.data.cache.reader_spec`: frames, frame size, crop, sensor steps)
+  parameters, :func:`vsfusion.data.readers.reader_spec`: frames, frame size, crop, sensor steps)
   and how the loader turned the cached array into a model input at test time (frames, crop, sensor
   length; :class:`vsfusion.data.modality.LoadOptions`).
 
 :class:`Predictor` reads a new recording with those very functions (the reader, then the
 modality's :meth:`~vsfusion.data.modality.Modality.validate` and
 :meth:`~vsfusion.data.modality.Modality.load`), so a clip's prediction equals the fusion run's own
-test prediction of that clip. It takes a video file, a list of RGB frames (a webcam, a browser)
+test prediction of that clip. It runs the model with Keras or, when the run has an ONNX export
+(:data:`ENGINES`), with ONNX Runtime, which starts without importing Keras or TensorFlow. It takes a video file, a list of RGB frames (a webcam, a browser)
 or a cached ``.npy`` clip, and optionally a sensor file (``.csv``/``.npy``) or array.
 
 Example:
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vsfusion.data.errors import DataError
+from vsfusion.inference.exported import ExportedModel, find_export
 
 if TYPE_CHECKING:
     import keras
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEPLOY_NAME",
     "DEPLOY_SENSOR_NAME",
+    "ENGINES",
     "PREDICTOR_NAME",
     "Predictor",
     "capture_frames",
@@ -64,6 +70,12 @@ FORMAT = 1
 
 VIDEO = "video"
 SENSOR = "sensor"
+ENGINES: tuple[str, ...] = ("auto", "keras", "onnx")
+"""What runs a model: ``keras`` loads the ``.keras`` file; ``onnx`` runs its ONNX export with ONNX
+Runtime (no Keras or TensorFlow is imported; the export's probabilities matched Keras' to the
+tolerance ``export.py`` checked); ``auto`` takes the ONNX export when there is one and ONNX Runtime
+is installed, else Keras."""
+
 #: Keys of ``predictor.json``'s ``models``: the test-time inputs of each model.
 MODEL_KEYS = {False: VIDEO, True: f"{VIDEO}+{SENSOR}"}
 
@@ -244,29 +256,38 @@ class Predictor:
         run: The fusion run folder.
         classes: Class names, in the order of the probabilities.
         info: ``predictor.json``.
-        compiled: Predict through the model's compiled function (``predict_on_batch``): its first
-            call traces the graph (about 3.6 s for the X3D-XS fused model at 16x112x112 on 2
+        engine: One of :data:`ENGINES`.
+        compiled: Keras only: predict through the model's compiled function
+            (``predict_on_batch``): its first call traces the graph (about 3.6 s for the X3D-XS fused model at 16x112x112 on 2
             cores), every later one is about 8x faster than an eager call (0.12 s against 1 s).
             Worth it from about four predictions on (a folder, a served page); off by default.
     """
 
-    def __init__(self, run: Path, info: dict[str, Any], compiled: bool = False) -> None:
+    def __init__(
+        self, run: Path, info: dict[str, Any], compiled: bool = False, engine: str = "auto"
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.run = Path(run)
         self.info = info
         self.compiled = bool(compiled)
+        self.engine = engine
         self.classes: list[str] = [str(c) for c in info["classes"]]
-        self._models: dict[bool, keras.Model] = {}
+        self._models: dict[bool, keras.Model | ExportedModel] = {}
         self._readers: dict[tuple[str, str], Callable[[Any], Any]] = {}
         self._warned: set[str] = set()
 
     @classmethod
-    def load(cls, path: str | os.PathLike, compiled: bool = False) -> Predictor:
+    def load(
+        cls, path: str | os.PathLike, compiled: bool = False, engine: str = "auto"
+    ) -> Predictor:
         """The predictor of a fusion run.
 
         Args:
             path: A fusion run folder, the ``fusion`` folder of a dataset (its ``latest`` run),
                 a ``latest`` file, or a model file (``deploy.keras``) inside a run.
             compiled: See :attr:`compiled`.
+            engine: See :attr:`engine`.
 
         Raises:
             DataError: Not a fusion run, or a run without ``predictor.json`` (the message names
@@ -308,7 +329,7 @@ class Predictor:
                 f"{run / named}: not a deployable model of this run ({', '.join(sorted(files))}); "
                 "pass the run folder or its deploy.keras"
             )
-        return cls(run, info, compiled)
+        return cls(run, info, compiled, engine)
 
     # -- models -----------------------------------------------------------------------------
 
@@ -333,14 +354,39 @@ class Predictor:
             )
         return self.run / entry["file"]
 
-    def model(self, sensor: bool = False) -> keras.Model:
-        """The Keras model used with (``sensor=True``) or without a sensor recording, loaded once."""
+    def runner_file(self, sensor: bool = False) -> Path:
+        """The file that predicts with (``sensor=True``) or without a sensor recording: the
+        :meth:`model_file` for Keras, its ONNX export for ONNX Runtime (see :attr:`engine`).
+
+        Raises:
+            DataError: ``engine="onnx"`` and the model has no ONNX export (the message names the
+                command that writes one).
+        """
+        keras_file = self.model_file(sensor)
+        if self.engine == "keras":
+            return keras_file
+        onnx = find_export(keras_file, "onnx")
+        if onnx is None and self.engine == "onnx":
+            raise DataError(
+                f"{keras_file}: no ONNX export beside it; write one with python export.py "
+                f"{keras_file} --format onnx, or predict with --engine keras"
+            )
+        if onnx is not None and (self.engine == "onnx" or _has_onnxruntime()):
+            return onnx
+        return keras_file
+
+    def model(self, sensor: bool = False) -> keras.Model | ExportedModel:
+        """The model used with (``sensor=True``) or without a sensor recording, loaded once: a
+        Keras model, or an :class:`~vsfusion.inference.exported.ExportedModel` (ONNX Runtime)."""
         sensor = bool(sensor)
         if sensor not in self._models:
-            path = self.model_file(sensor)
-            from vsfusion.stages.common import load_model
+            path = self.runner_file(sensor)
+            if path.suffix == ".onnx":
+                self._models[sensor] = _open_onnx(path)
+            else:
+                from vsfusion.stages.common import load_model
 
-            self._models[sensor] = load_model(path)
+                self._models[sensor] = load_model(path)
             logger.info("loaded %s", path)
         return self._models[sensor]
 
@@ -398,8 +444,8 @@ class Predictor:
 
     def _finish(self, name: str, array: Any, where: str) -> np.ndarray:
         """The cache's check of a read recording, then the loader's test-time transform."""
-        from vsfusion.data.readers import split_info
         from vsfusion.data.modality import modality
+        from vsfusion.data.readers import split_info
 
         stream, load, _ = self._input(name)
         spec = modality(stream.kind)
@@ -517,13 +563,15 @@ class Predictor:
             >>> p.top_k(p.predict_video("wave.mp4", sensor="wave.csv"))  # doctest: +SKIP
             [('wave', 0.97), ...]
         """
-        import keras
-
         with_sensor = sensor is not None
         model = self.model(with_sensor)
         x = {VIDEO: self.prepare_video(video)[None]}
         if with_sensor:
             x[SENSOR] = self.prepare_sensor(sensor)[None]
+        if isinstance(model, ExportedModel):
+            return np.asarray(model(x), dtype=np.float32)[0]
+        import keras
+
         x = {t.name: x[t.name] for t in model.inputs}
         out = model.predict_on_batch(x) if self.compiled else model(x, training=False)
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)[0]
@@ -531,3 +579,26 @@ class Predictor:
     def top_k(self, probs: Any, k: int = 5) -> list[tuple[str, float]]:
         """:func:`top_k` with this run's class names."""
         return top_k(probs, self.classes, k)
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _open_onnx(path: Path) -> ExportedModel:
+    """ONNX Runtime's session of an export, with a one-line error when it cannot open it."""
+    try:
+        return ExportedModel(path, "onnx")
+    except ImportError:
+        raise DataError(
+            f"{path}: ONNX Runtime is not installed; pip install onnxruntime, or predict with "
+            "--engine keras"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types for a bad file
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        raise DataError(
+            f"{path}: ONNX Runtime cannot open it ({type(exc).__name__}: {first[:160]}); "
+            "re-export it with export.py --force, or predict with --engine keras"
+        ) from None

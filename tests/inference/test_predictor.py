@@ -1,5 +1,5 @@
 """Predictor's preprocessing is the cache's reader and the loader's test-time transform; model
-paths, the webcam reader and top-k (no model is trained here: see tests/stages/test_predict.py)."""
+paths, the webcam reader and top-k (no model is trained here: see tests/inference/test_predict.py)."""
 
 import functools
 import json

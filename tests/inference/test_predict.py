@@ -2,6 +2,8 @@
 
 import csv
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+import export  # noqa: E402
 import predict  # noqa: E402
 import train_sensor  # noqa: E402
 import train_video  # noqa: E402
@@ -48,6 +51,18 @@ def run(tmp_path_factory):
         assert training_generator.main([*args, *generator]) == 0
         assert valid_generator.main([*args, "--mlp_epochs", "2", "--run_name", "f"]) == 0
     return root, ck / "folder" / "fusion" / "f"
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    """A copy of the fusion run with ONNX exports of both deployable models (export.py)."""
+    root, fusion = run
+    copy = tmp_path_factory.mktemp("exported") / "folder" / "fusion" / "f"
+    shutil.copytree(fusion, copy)
+    assert export.main([str(copy), "--format", "onnx", "--verbose", "0"]) == 0
+    sensor_model = copy / "deploy_sensor.keras"
+    assert export.main([str(sensor_model), "--format", "onnx", "--verbose", "0"]) == 0
+    return root, copy
 
 
 def _source(root: Path, sample_id: str, ext: str) -> Path:
@@ -276,3 +291,65 @@ def test_a_run_without_a_sensor_model_or_predictor_says_which_command_writes_it(
     code, _, err = _main([video, "--model", copy], capsys)
     assert code == 2 and "has no predictor.json" in err[-1]
     assert "python valid_generator.py --dataset folder --model_path" in err[-1]
+
+
+def test_the_onnx_export_predicts_what_keras_predicts(exported):
+    root, fusion = exported
+    _, probs = load_predictions(fusion)
+    with np.load(fusion / "predictions.npz") as data:
+        ids = [str(i) for i in data["ids"]]
+    onnx, keras_ = Predictor.load(fusion), Predictor.load(fusion, engine="keras")
+    assert onnx.runner_file().relative_to(fusion).as_posix() == "export/onnx/model.onnx"
+    assert onnx.runner_file(True).relative_to(fusion).as_posix() == (
+        "export/deploy_sensor_onnx/model.onnx"
+    )
+    assert keras_.runner_file(True).name == "deploy_sensor.keras"
+    for k in (0, 4, 8):
+        video, sensor = (_source(root, ids[k], ext) for ext in (".mp4", ".csv"))
+        got = onnx.predict_video(video)
+        np.testing.assert_allclose(got, keras_.predict_video(video), atol=1e-4)
+        np.testing.assert_allclose(got, probs["fusion_best"][k], atol=1e-4)
+        both = onnx.predict_video(video, sensor=sensor)
+        np.testing.assert_allclose(both, probs["oracle_fusion"][k], atol=1e-4)
+
+
+def test_predict_py_on_an_onnx_export_never_imports_a_deep_learning_framework(exported, tmp_path):
+    root, fusion = exported
+    video = next((root / "test").rglob("*.mp4"))
+    out = tmp_path / "p.json"
+    argv = [str(video), "--model", str(fusion), "--out", str(out), "--verbose", "0"]
+    script = (
+        "import json, sys, predict\n"
+        f"code = predict.main({argv!r})\n"
+        "loaded = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
+        "print(json.dumps([code, loaded]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []]
+    pred = json.loads(out.read_text())["predictions"][0]
+    assert pred["model"] == "export/onnx/model.onnx"
+    want = Predictor.load(fusion, engine="keras").predict_video(video)
+    got = [pred["probabilities"][c] for c in ["left", "right", "still"]]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_engine_onnx_without_an_export_or_with_a_corrupt_one_is_one_error_line(
+    run, exported, tmp_path, capsys
+):
+    root, fusion = run
+    video = next((root / "test").rglob("*.mp4"))
+    code, _, err = _main([video, "--model", fusion, "--engine", "onnx"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert "deploy.keras: no ONNX export beside it" in err[0]
+    assert f"python export.py {fusion / 'deploy.keras'} --format onnx" in err[0]
+    copy = tmp_path / "folder" / "fusion" / "f"
+    shutil.copytree(exported[1], copy)
+    (copy / "export" / "onnx" / "model.onnx").write_bytes(b"not an onnx model" * 10)
+    out = tmp_path / "p.json"
+    code, _, err = _main([video, "--model", copy, "--out", out], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert "model.onnx: ONNX Runtime cannot open it" in err[0] and "--engine keras" in err[0]
+    assert not out.exists()
