@@ -313,6 +313,7 @@ def test_build_fusion_mlp_rejects_bad_arguments():
         build_fusion_mlp({"a": 3, "b": 0}, num_classes=2)
 
 
+@pytest.mark.graph  # many small steps: one trace costs less than eager steps
 @pytest.mark.backend
 def test_fit_fusion_mlp_learns_and_round_trips(tmp_path):
     import keras

@@ -20,8 +20,9 @@ import train_sensor  # noqa: E402
 import train_video  # noqa: E402
 import training_generator  # noqa: E402
 import valid_generator  # noqa: E402
+from tests.conftest import build_once  # noqa: E402
 from tests.stages.conftest import write_tiny_video_dataset  # noqa: E402
-from vsfusion.data import folder  # noqa: E402
+from vsfusion.data import folder as folder_adapter  # noqa: E402
 from vsfusion.data.video import decode_frames  # noqa: E402
 from vsfusion.inference import Predictor  # noqa: E402
 from vsfusion.stages.fusion import load_predictions  # noqa: E402
@@ -33,16 +34,15 @@ pytestmark = pytest.mark.slow
 CACHE = {"CACHE_FRAMES": 12, "CACHE_SIZE": 40, "SENSOR_STEPS": 32}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def _train_run(folder: Path) -> None:
     """A fusion run of the tiny samples as mp4 videos + sensor CSVs (``--dataset folder``)."""
-    root = write_tiny_video_dataset(tmp_path_factory.mktemp("videos"))
-    ck = tmp_path_factory.mktemp("ck")
+    root = write_tiny_video_dataset(folder / "videos")
+    ck = folder / "ck"
     args = ["--dataset", "folder", "--data_root", str(root), "--checkpoints", str(ck)]
     args += ["--cache_dir", str(ck / "cache"), "--verbose", "0", "--prep_workers", "1"]
     with pytest.MonkeyPatch.context() as mp:
         for name, value in CACHE.items():
-            mp.setattr(folder, name, value)
+            mp.setattr(folder_adapter, name, value)
         sensor = ["--epoch", "2", "--depth", "3", "--filters", "8", "--run_name", "s"]
         assert train_sensor.main([*args, *sensor]) == 0
         video = ["--epoch", "1", "--num_frames", "8", "--crop_size", "32", "--batch_size", "4"]
@@ -50,7 +50,14 @@ def run(tmp_path_factory):
         generator = ["--epoch", "1", "--hidden", "16", "--no-control"]
         assert training_generator.main([*args, *generator]) == 0
         assert valid_generator.main([*args, "--mlp_epochs", "2", "--run_name", "f"]) == 0
-    return root, ck / "folder" / "fusion" / "f"
+
+
+@pytest.fixture(scope="module")
+def run(shared_tmp):
+    """``(data root, fusion run)``: trained once per test session (the served page's tests use it
+    too); tests that change it work on a copy."""
+    folder = build_once(shared_tmp / "predict_fusion_run", _train_run)
+    return folder / "videos", folder / "ck" / "folder" / "fusion" / "f"
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,7 @@ def test_light_backbones_train_and_save(name, tmp_path):
 
 
 @pytest.mark.backend
+@pytest.mark.graph  # Keras' grouped Conv3D (the reference) needs its XLA tf.function
 @pytest.mark.parametrize(
     ("kernel", "strides", "shape"),
     [

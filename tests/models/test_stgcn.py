@@ -190,6 +190,7 @@ def _utd_skeletons(root, frames):
     return np.stack(xs), np.arange(8)
 
 
+@pytest.mark.graph  # many small steps: one trace costs less than eager steps
 def test_tiny_stgcn_overfits_eight_real_utd_mhad_skeletons(shared_data):
     x, y = _utd_skeletons(shared_data / "utd-mhad" / "Skeleton", FRAMES)
     model = build_stgcn(x.shape[1:], num_classes=8, channels=(16, 32), temporal_kernel=5)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import serve  # noqa: E402
-from tests.stages import test_predict  # noqa: E402
+from tests.inference import test_predict  # noqa: E402
 from vsfusion.data.video import decode_frames  # noqa: E402
 from vsfusion.inference import Predictor  # noqa: E402
 from vsfusion.server.client import ServerProcess, encode_frame, post_clip  # noqa: E402

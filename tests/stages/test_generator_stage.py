@@ -114,6 +114,7 @@ def test_fusion_of_an_own_trunk_generator_reports_the_ensemble_control(
     assert pairs == [["fusion_best", "video"], ["fusion_best", "video_ensemble_fusion"]]
 
 
+@pytest.mark.graph  # many small steps: one trace costs less than eager steps
 def test_cmc_aligns_a_copy_of_the_video_trunk_then_fits_a_head(classifiers, tiny_dataset):
     code, run = _generator(
         classifiers, tiny_dataset, "gc", "--method", "cmc", "--trunk", "finetune", "--no-control"

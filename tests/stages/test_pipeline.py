@@ -15,6 +15,7 @@ import train_sensor  # noqa: E402
 import train_video  # noqa: E402
 import training_generator  # noqa: E402
 import valid_generator  # noqa: E402
+from tests.conftest import graph_mode  # noqa: E402
 from tests.stages.stage_cli import common  # noqa: E402
 from vsfusion.evaluation import report  # noqa: E402
 
@@ -25,6 +26,12 @@ STREAMS = set(report.STREAMS)  # the key list itself is checked literally in tes
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_dataset, tmp_path_factory):
+    """The four stages as the scripts run them (graph mode; most other tests train eagerly)."""
+    with graph_mode():
+        return _pipeline(tiny_dataset, tmp_path_factory)
+
+
+def _pipeline(tiny_dataset, tmp_path_factory):
     ck = tmp_path_factory.mktemp("ck")
     args = common(tiny_dataset, ck)
     assert (
@@ -145,6 +152,7 @@ def test_missing_dataset_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.graph  # many small steps: one trace costs less than eager steps
 def test_reproduce_runs_a_subset_of_stages(tiny_dataset, tmp_path):
     out = tmp_path / "out"
     argv = [
@@ -317,6 +325,7 @@ def test_light_backbone_runs_through_video_and_generator(tiny_dataset, tmp_path)
     assert (gen / "generator_trunk.keras").is_file()
 
 
+@pytest.mark.graph  # many small steps: one trace costs less than eager steps
 def test_reproduce_over_seeds_writes_each_seed_and_mean_and_sd(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--dataset", "VSL", "--data_root", str(tiny_dataset), "--out", str(out)]

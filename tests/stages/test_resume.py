@@ -299,6 +299,7 @@ def _weights(path: Path) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.graph  # compared with the killed runs' processes, which trace
 @pytest.mark.slow
 def test_a_killed_sensor_run_resumes_twice_and_ends_as_an_uninterrupted_one(tiny_dataset, tmp_path):
     import train_sensor
@@ -350,6 +351,7 @@ def test_a_killed_sensor_run_resumes_twice_and_ends_as_an_uninterrupted_one(tiny
     assert info["backup"]["epochs"] == metrics["epochs_run"] + metrics["final_fit"]["epochs"]
 
 
+@pytest.mark.graph  # compared with the killed runs' processes, which trace
 @pytest.mark.slow
 def test_a_generator_killed_in_its_control_fit_resumes_to_the_uninterrupted_result(
     tiny_dataset, tmp_path
