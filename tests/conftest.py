@@ -64,12 +64,11 @@ def graph_mode() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _graph_mode(request):
     """Tests marked ``graph`` train in graph mode (``tf.function``), as the scripts do."""
-    graph = request.node.get_closest_marker("graph") is not None and not GRAPH_ONLY
-    if graph:
-        _run_eagerly(False)
-    yield
-    if graph:
-        _run_eagerly(True)
+    if request.node.get_closest_marker("graph") is None:
+        yield
+        return
+    with graph_mode():
+        yield
 
 
 @pytest.fixture(autouse=True)

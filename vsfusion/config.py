@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from vsfusion.inference.predictor import ENGINES
+
 __all__ = [
     "ConfigError",
     "StageConfig",
@@ -627,7 +629,7 @@ class PredictConfig:
         "a sensor recording (.csv or .npy) of the video: predicts with video + real sensor "
         "(deploy_sensor.keras) instead of video + generated sensor",
     )
-    engine: str = _f("auto", _ENGINE_HELP, choices=("auto", "keras", "onnx"))
+    engine: str = _f("auto", _ENGINE_HELP, choices=ENGINES)
     top_k: int = _f(5, "classes printed (and written) per video, most probable first")
     out: str | None = _f(
         None, "write the predictions to this .json or .csv file (comma-separated for both)"
@@ -652,7 +654,7 @@ class ServeConfig:
         "a sensor recording (.csv or .npy) used with every clip and the webcam unless an upload "
         "brings its own: the page then shows the video + sensor model's top 5 too",
     )
-    engine: str = _f("auto", _ENGINE_HELP, choices=("auto", "keras", "onnx"))
+    engine: str = _f("auto", _ENGINE_HELP, choices=ENGINES)
     host: str = _f("127.0.0.1", "address to listen on; 127.0.0.1 keeps the page to this machine")
     port: int = _f(8000, "port to listen on (0: a free one)")
     max_upload_mb: float = _f(50.0, "largest upload (video and sensor together), in MB")

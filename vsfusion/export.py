@@ -53,6 +53,7 @@ from vsfusion.inference.exported import (
     QUANTIZE_MODES,
     ExportedModel,
     ExportUnsupported,
+    error_text,
     load_exported,
 )
 
@@ -288,9 +289,8 @@ def export_model(
         ) from None
     except Exception as exc:  # noqa: BLE001 - any converter failure means: not convertible
         logger.debug("%s export of %s failed", fmt, model.name, exc_info=True)
-        first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise ExportUnsupported(
-            f"model {model.name} cannot be exported to {fmt} ({type(exc).__name__}: {first[:300]})"
+            f"model {model.name} cannot be exported to {fmt} ({error_text(exc, 300)})"
         ) from None
     return {"rewrites": rewrites}
 

@@ -31,6 +31,7 @@ __all__ = [
     "QUANTIZE_MODES",
     "ExportUnsupported",
     "ExportedModel",
+    "error_text",
     "find_export",
     "load_exported",
 ]
@@ -137,6 +138,18 @@ def load_exported(path: str | os.PathLike, fmt: str, threads: int | None = None)
         >>> probs = load_exported("run/export/onnx/model.onnx", "onnx")({"video": clips})  # doctest: +SKIP
     """
     return ExportedModel(path, fmt, threads)
+
+
+def error_text(exc: BaseException, limit: int = 200) -> str:
+    """``"TypeName: first non-blank line"`` of a converter's or runtime's exception, the line cut
+    at ``limit`` characters: their messages run to pages of graph dumps.
+
+    Example:
+        >>> error_text(RuntimeError("\\n  bad node\\ndetails ..."))
+        'RuntimeError:   bad node'
+    """
+    first = next((line for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:limit]}"
 
 
 def find_export(model_file: str | os.PathLike, fmt: str = "onnx") -> Path | None:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vsfusion.data.errors import DataError
-from vsfusion.inference.exported import ExportedModel, find_export
+from vsfusion.inference.exported import ExportedModel, error_text, find_export
 
 if TYPE_CHECKING:
     import keras
@@ -597,8 +597,7 @@ def _open_onnx(path: Path) -> ExportedModel:
             "--engine keras"
         ) from None
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types for a bad file
-        first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise DataError(
-            f"{path}: ONNX Runtime cannot open it ({type(exc).__name__}: {first[:160]}); "
+            f"{path}: ONNX Runtime cannot open it ({error_text(exc, 160)}); "
             "re-export it with export.py --force, or predict with --engine keras"
         ) from None

@@ -50,6 +50,7 @@ from vsfusion.export import (
     EXPORT_RECORD,
     ExportUnsupported,
     compare_outputs,
+    error_text,
     export_model,
     export_versions,
     keras_predict,
@@ -354,10 +355,9 @@ def run_export(cfg: ExportConfig) -> Path:
             got = load_exported(artifact, cfg.format)(x)
         except Exception as exc:  # noqa: BLE001 - a file its runtime cannot run is not an export
             logger.debug("running the %s export failed", cfg.format, exc_info=True)
-            first = next((line for line in str(exc).splitlines() if line.strip()), "")
             raise StageError(
                 f"{model_file}: the {cfg.format} export does not run in its runtime "
-                f"({type(exc).__name__}: {first[:200]}); nothing written"
+                f"({error_text(exc, 200)}); nothing written"
             ) from None
         check = compare_outputs(reference, got, labels)
         check.update(inputs=source, tolerance=cfg.tolerance if cfg.quantize == "none" else None)
